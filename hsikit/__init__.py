@@ -1,0 +1,3 @@
+"""hsikit: a hyperspectral remote-sensing toolkit."""
+
+__version__ = "0.1.0"

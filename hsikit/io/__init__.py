@@ -1,0 +1,120 @@
+"""Readers and writers: every reader returns the cube model of :mod:`hsikit.cube`.
+
+:func:`open_cube` picks the reader from the path (folder layout, suffix, then magic bytes via GDAL);
+:func:`save_cube` picks the writer from the suffix or ``format``.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from hsikit.cube import select_bands
+from hsikit.errors import InputError, UsageError
+
+FORMATS = ("cog", "gtiff", "netcdf", "zarr")
+
+
+def _looks_like_enmap(p: Path) -> bool:
+    name = p.name.upper()
+    if p.is_dir():
+        return any(q.name.upper().endswith("-METADATA.XML") for q in p.rglob("*METADATA.XML"))
+    if name.endswith("-METADATA.XML"):
+        return True
+    if name.endswith(".ZIP") and zipfile.is_zipfile(p):
+        with zipfile.ZipFile(p) as z:
+            return any(n.upper().endswith("-METADATA.XML") for n in z.namelist())
+    return False
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """Name of the reader for ``path``: enmap, envi, matlab, pngstack, netcdf, zarr or raster."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError("file not found", p)
+    suffix = p.suffix.lower()
+    if suffix == ".zarr" or (p.is_dir() and (p / "zarr.json").exists()):
+        return "zarr"
+    if _looks_like_enmap(p):
+        return "enmap"
+    if p.is_dir():
+        if any(q.suffix.lower() == ".png" for q in p.iterdir()):
+            return "pngstack"
+        raise InputError("folder is neither an EnMAP product, a Zarr store nor a PNG band stack", p)
+    if suffix == ".mat":
+        return "matlab"
+    if suffix in (".nc", ".nc4", ".h5nc"):
+        return "netcdf"
+    if suffix in (".hdr", ".sli", ".bsq", ".bil", ".bip", ".img", ".dat") or p.with_suffix(".hdr").exists() or Path(str(p) + ".hdr").exists():
+        return "envi"
+    return "raster"
+
+
+def open_cube(path: str | os.PathLike, *, format: str | None = None, bands: str | Any = "all", **opts: Any) -> xr.DataArray:
+    """Open any supported scene as a cube (see :mod:`hsikit.cube`).
+
+    Parameters
+    ----------
+    path
+        GeoTIFF/COG, ENVI (.hdr + data, .sli libraries), EnMAP L2A product (folder, ZIP or
+        METADATA.XML), MATLAB .mat (v5 or v7.3), a folder of per-band PNGs (CAVE), NetCDF or Zarr
+        written by hsikit.
+    format
+        Force a reader (``raster``, ``envi``, ``enmap``, ``matlab``, ``pngstack``, ``netcdf``, ``zarr``).
+    bands
+        Band preset or list passed to :func:`hsikit.cube.select_bands`.
+    **opts
+        Reader-specific options (e.g. ``key=`` for .mat files, ``chunks=`` for lazy rasters).
+    """
+    kind = format or detect_format(path)
+    if kind == "raster":
+        from hsikit.io.geotiff import read_raster as reader
+    elif kind == "envi":
+        from hsikit.io.envi import read_envi as reader
+    elif kind == "enmap":
+        from hsikit.io.enmap import read_enmap as reader
+    elif kind == "matlab":
+        from hsikit.io.matlab import read_matlab as reader
+    elif kind == "pngstack":
+        from hsikit.io.pngstack import read_png_stack as reader
+    elif kind in ("netcdf", "zarr"):
+        from hsikit.io.export import read_dataset as reader
+
+        opts.setdefault("engine", kind)
+    else:
+        raise UsageError(f"unknown input format {kind!r}")
+    cube = reader(path, **opts)
+    return select_bands(cube, bands)
+
+
+def output_format(path: str | os.PathLike, format: str | None = None) -> str:
+    """The writer for ``path``: ``format`` if given, else from the suffix (.tif -> cog, .nc, .zarr)."""
+    if format is not None:
+        f = format.lower()
+        if f not in FORMATS:
+            raise UsageError(f"unknown output format {format!r} (use one of {', '.join(FORMATS)})")
+        return f
+    suffix = Path(path).suffix.lower()
+    if suffix in (".nc", ".nc4"):
+        return "netcdf"
+    if suffix == ".zarr":
+        return "zarr"
+    if suffix in (".tif", ".tiff", ""):
+        return "cog"
+    raise UsageError(f"cannot tell the output format from {str(path)!r}: use .tif, .nc or .zarr, or --format")
+
+
+def save_cube(cube: xr.DataArray, path: str | os.PathLike, *, format: str | None = None, overwrite: bool = True, **opts: Any) -> Path:
+    """Write a cube atomically as COG/GeoTIFF, NetCDF or Zarr, keeping georeference and band metadata."""
+    from hsikit.io import export
+
+    fmt = output_format(path, format)
+    if fmt in ("cog", "gtiff"):
+        return export.write_geotiff(cube, path, cog=fmt == "cog", overwrite=overwrite, **opts)
+    if fmt == "netcdf":
+        return export.write_netcdf(cube, path, overwrite=overwrite, **opts)
+    return export.write_zarr(cube, path, overwrite=overwrite, **opts)

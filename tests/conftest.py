@@ -1,0 +1,27 @@
+"""Shared fixtures. Real data is read in place from ../shared/data (beside the clone)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("HSIKIT_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Root of the real test data (../shared/data). In CI its absence is an error, not a skip."""
+    if not SHARED_DATA.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"real test data not found at {SHARED_DATA}")
+        pytest.skip(f"real test data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def enmap_tile(shared_data: Path) -> Path:
+    """One real EnMAP L2A tile: 224 bands x 32 x 32, float32, EPSG:32633, 30 m."""
+    return shared_data / "enmap_potsdam_tiles" / "images" / "enmap_potsdam_tile_64_0.tif"
