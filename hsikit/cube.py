@@ -39,6 +39,9 @@ from hsikit.errors import CubeValidationError, MetadataError, UsageError
 BAND, Y, X, TIME = "band", "y", "x", "time"
 SPATIAL_DIMS = (Y, X)
 
+#: Largest step back (nm) accepted between two detectors' ranges in detector-ordered cubes.
+MAX_DETECTOR_OVERLAP_NM = 150.0
+
 #: 1-based EnMAP band numbers kept by torchgeo / HySpecNet / SpectralEarth (202 of 224).
 TORCHGEO202 = tuple(list(range(1, 127)) + list(range(142, 161)) + list(range(168, 225)))
 
@@ -187,7 +190,9 @@ def geotransform(cube: xr.DataArray) -> Affine | None:
 def validate(cube: xr.DataArray, *, check_data: bool = False, require_wavelengths: bool = False) -> None:
     """Check a cube and raise :class:`CubeValidationError` naming every problem found.
 
-    Metadata checks (always): dims, wavelength monotonicity, fwhm positivity. Data checks
+    Metadata checks (always): dims, wavelength monotonicity (a single step back of at most
+    :data:`MAX_DETECTOR_OVERLAP_NM` is accepted: two spectrometers in detector order, as EnMAP's
+    VNIR and SWIR), fwhm positivity. Data checks
     (``check_data=True``, reads the whole array): NaN values and bands that are entirely nodata
     while flagged good in ``bbl``.
     """
@@ -198,11 +203,17 @@ def validate(cube: xr.DataArray, *, check_data: bool = False, require_wavelength
     if require_wavelengths and not np.isfinite(wl).all():
         problems.append("wavelengths are missing")
     finite = wl[np.isfinite(wl)]
-    if finite.size > 1 and not (np.all(np.diff(finite) > 0) or np.all(np.diff(finite) < 0)):
-        i = int(np.argmax(np.diff(finite) <= 0))
-        problems.append(
-            f"wavelengths are not monotonic (band {i + 2}: {finite[i + 1]:.2f} nm after {finite[i]:.2f} nm)"
-        )
+    steps = np.diff(finite)
+    if finite.size > 1 and (steps <= 0).any() and not (steps < 0).all():
+        # one step back by less than MAX_DETECTOR_OVERLAP_NM is a two-detector cube in detector order
+        # (EnMAP VNIR 418-993 nm then SWIR 902-2446 nm); anything else is an error
+        back = np.flatnonzero(steps <= 0)
+        detector_split = back.size == 1 and steps[back[0]] < 0 and -steps[back[0]] <= MAX_DETECTOR_OVERLAP_NM
+        if not detector_split:
+            i = int(back[0])
+            problems.append(
+                f"wavelengths are not monotonic (band {i + 2}: {finite[i + 1]:.2f} nm after {finite[i]:.2f} nm)"
+            )
     fw = cube["fwhm"].values
     if np.any(fw[np.isfinite(fw)] <= 0):
         problems.append("fwhm has non-positive values")

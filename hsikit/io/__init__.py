@@ -13,6 +13,9 @@ from typing import Any
 
 import xarray as xr
 
+# GDAL's block cache defaults to 5% of RAM; a fixed size keeps memory independent of the scene.
+os.environ.setdefault("GDAL_CACHEMAX", "256")
+
 from hsikit.cube import select_bands
 from hsikit.errors import InputError, UsageError
 
@@ -42,7 +45,11 @@ def detect_format(path: str | os.PathLike) -> str:
     if _looks_like_enmap(p):
         return "enmap"
     if p.is_dir():
-        if any(q.suffix.lower() == ".png" for q in p.iterdir()):
+        entries = list(p.iterdir())
+        subdirs = [q for q in entries if q.is_dir()]
+        if any(q.suffix.lower() == ".png" for q in entries) or (
+            len(subdirs) == 1 and any(q.suffix.lower() == ".png" for q in subdirs[0].iterdir())
+        ):
             return "pngstack"
         raise InputError("folder is neither an EnMAP product, a Zarr store nor a PNG band stack", p)
     if suffix == ".mat":
@@ -87,8 +94,9 @@ def open_cube(path: str | os.PathLike, *, format: str | None = None, bands: str 
         opts.setdefault("engine", kind)
     else:
         raise UsageError(f"unknown input format {kind!r}")
-    cube = reader(path, **opts)
-    return select_bands(cube, bands)
+    if kind == "enmap":  # presets refer to the product's 224 bands, before the overlap policy
+        return reader(path, bands=bands, **opts)
+    return select_bands(reader(path, **opts), bands)
 
 
 def output_format(path: str | os.PathLike, format: str | None = None) -> str:

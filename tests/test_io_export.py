@@ -1,0 +1,92 @@
+"""Writers: COG / NetCDF / Zarr round trips on real tiles, GDAL-visible metadata, atomicity."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from hsikit.cube import make_cube, select_bands
+from hsikit.errors import OutputError, UsageError
+from hsikit.io import open_cube, save_cube
+from hsikit.io.export import GeoTiffWriter, RasterMeta
+
+
+def _same(a, b):
+    assert np.array_equal(a.values, b.values)
+    for k in ("wavelength", "fwhm", "scale", "offset"):
+        np.testing.assert_array_equal(a[k].values, b[k].values)
+    assert a["bbl"].values.tolist() == b["bbl"].values.tolist()
+    assert list(a["band_name"].values) == list(b["band_name"].values)
+    assert a["band"].values.tolist() == b["band"].values.tolist()
+    assert a.rio.crs == b.rio.crs and a.rio.transform() == b.rio.transform()
+    assert a.rio.nodata == b.rio.nodata
+    assert a.attrs["acquisition_time"] == b.attrs["acquisition_time"]
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".nc", ".zarr"])
+def test_round_trip_real_tile(tmp_path, enmap_tile: Path, suffix):
+    cube = open_cube(enmap_tile)
+    out = save_cube(cube, tmp_path / f"o{suffix}")
+    _same(open_cube(out), cube)
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".nc", ".zarr"])
+def test_round_trip_band_subset_keeps_band_numbers(tmp_path, enmap_tile: Path, suffix):
+    cube = select_bands(open_cube(enmap_tile), "valid")
+    back = open_cube(save_cube(cube, tmp_path / f"o{suffix}"))
+    assert back.sizes["band"] == 218
+    np.testing.assert_array_equal(back["wavelength"].values, cube["wavelength"].values)
+    if suffix != ".tif":  # GeoTIFF renumbers bands 1..n; NetCDF/Zarr keep the source numbers
+        assert back["band"].values.tolist() == cube["band"].values.tolist()
+
+
+def test_cog_is_valid_and_gdal_sees_wavelengths(tmp_path, enmap_tile: Path):
+    out = save_cube(open_cube(enmap_tile), tmp_path / "o.tif")
+    with rasterio.open(out) as src:
+        assert src.driver == "GTiff" and src.profile["tiled"]
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert float(src.tags(1)["wavelength"]) == pytest.approx(418.24)
+        assert src.tags(1)["wavelength_units"] == "Nanometers"
+        assert float(src.tags(1, ns="IMAGERY")["CENTRAL_WAVELENGTH_UM"]) == pytest.approx(0.41824)
+        assert src.tags(130)["bbl"] == "0" and src.scales[0] == pytest.approx(1e-4)
+        assert src.descriptions[0] == "band 1 (418.24 Nanometers)"
+
+
+def test_time_series_to_netcdf_and_zarr(tmp_path):
+    data = np.random.default_rng(1).integers(0, 10000, (2, 3, 5, 4)).astype(np.uint16)
+    cube = make_cube(data, time=["2017-07-03", "2019-07-23"], wavelength=[490, 560, 665], crs="EPSG:32632",
+                     transform=rasterio.Affine(10, 0, 5e5, 0, -10, 5e6), nodata=65535)
+    for suffix in (".nc", ".zarr"):
+        back = open_cube(save_cube(cube, tmp_path / f"s{suffix}"))
+        assert back.dims == ("time", "band", "y", "x") and np.array_equal(back.values, data)
+        assert back["time"].values.tolist() == cube["time"].values.tolist()
+        assert back.rio.nodata == 65535 and back.rio.crs.to_epsg() == 32632
+    with pytest.raises(UsageError, match="time series"):
+        save_cube(cube, tmp_path / "s.tif")
+
+
+def test_existing_output_survives_a_failed_write(tmp_path, enmap_tile: Path):
+    cube = open_cube(enmap_tile)
+    target = save_cube(cube, tmp_path / "o.tif")
+    before = target.read_bytes()
+    meta = RasterMeta.from_cube(cube)
+    with pytest.raises(RuntimeError):
+        with GeoTiffWriter(target, meta) as w:
+            w.write(cube.values[:, :16], rasterio.windows.Window(0, 0, 32, 16))
+            raise RuntimeError("killed midway")
+    assert target.read_bytes() == before and os.listdir(tmp_path) == ["o.tif"]
+
+
+def test_output_checks(tmp_path, enmap_tile: Path):
+    cube = open_cube(enmap_tile)
+    with pytest.raises(OutputError, match="does not exist"):
+        save_cube(cube, tmp_path / "nope" / "o.tif")
+    save_cube(cube, tmp_path / "o.nc")
+    with pytest.raises(OutputError, match="output exists"):
+        save_cube(cube, tmp_path / "o.nc", overwrite=False)
+    with pytest.raises(UsageError, match="cannot tell the output format"):
+        save_cube(cube, tmp_path / "o.xyz")
