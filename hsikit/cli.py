@@ -107,6 +107,28 @@ def convert(
     )
 
 
+def _register_task_commands() -> None:
+    """Add the task commands: every module in :mod:`hsikit.commands` with a ``register(app)``.
+
+    Each task (evaluate, denoise, unmix, classify, ...) keeps its command in its own module there, a
+    thin door onto that task's ``api.py``; importing the module must stay cheap (heavy imports go
+    inside the command function).
+    """
+    import importlib
+    import pkgutil
+
+    import hsikit.commands as commands
+
+    for mod in sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")):
+        module = importlib.import_module(f"hsikit.commands.{mod}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(app)
+
+
+_register_task_commands()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hsikit`` console script; returns the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)

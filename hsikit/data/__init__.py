@@ -1,0 +1,1 @@
+"""Reference data and simulation: sensor band definitions, spectral resampling, synthetic scenes."""

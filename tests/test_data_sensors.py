@@ -1,0 +1,52 @@
+"""Sensor band definitions shipped as package data (hsikit.data.sensors)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+
+from hsikit.data.sensors import SensorBands, available_sensors, sensor_bands
+from hsikit.errors import UsageError
+
+
+def test_available_sensors() -> None:
+    names = available_sensors()
+    assert {"enmap", "sentinel2", "aviris"} <= set(names)
+    for name in names:
+        bands = sensor_bands(name)
+        assert isinstance(bands, SensorBands)
+        n = len(bands)
+        for arr in (bands.wavelength, bands.fwhm, bands.bbl, bands.names):
+            assert arr.shape == (n,)
+        assert np.all(bands.fwhm > 0) and np.all((bands.wavelength > 300) & (bands.wavelength < 2600))
+        assert bands.source  # the CSV states where the numbers come from
+
+
+def test_enmap_matches_real_tile(enmap_tile) -> None:
+    bands = sensor_bands("EnMAP")
+    assert len(bands) == 224
+    with rasterio.open(enmap_tile) as src:
+        wl = np.array([float(src.tags(i)["wavelength"]) for i in range(1, 225)])
+        fw = np.array([float(src.tags(i)["fwhm"]) for i in range(1, 225)])
+        bbl = np.array([src.tags(i)["bbl"] == "1" for i in range(1, 225)])
+    np.testing.assert_allclose(bands.wavelength, wl, rtol=0, atol=1e-3)
+    np.testing.assert_allclose(bands.fwhm, fw, rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(bands.bbl, bbl)
+    assert list(np.flatnonzero(~bands.bbl)) == list(range(129, 135))
+
+
+def test_sentinel2_bands() -> None:
+    s2 = sensor_bands("s2")
+    assert s2.name == "sentinel2"
+    assert list(s2.names) == ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
+    assert np.all(np.diff(s2.wavelength) > 0)
+    assert s2.wavelength[8] == pytest.approx(864.7) and s2.fwhm[12] == pytest.approx(175)
+    assert not s2.bbl[10] and s2.bbl.sum() == 12
+
+
+def test_arrays_are_read_only_and_unknown_sensor() -> None:
+    with pytest.raises(ValueError):
+        sensor_bands("enmap").wavelength[0] = 0.0
+    with pytest.raises(UsageError, match="unknown sensor"):
+        sensor_bands("landsat-42")
