@@ -318,3 +318,23 @@ def to_reflectance(cube: xr.DataArray, dtype: Any = np.float32) -> xr.DataArray:
     if "spatial_ref" in cube.coords:
         out = out.assign_coords(spatial_ref=cube.coords["spatial_ref"])
     return out.rio.write_nodata(np.nan, encoded=False)
+
+
+def grid_differences(a: xr.DataArray, b: xr.DataArray, names: tuple[str, str] = ("first", "second")) -> list[str]:
+    """How the pixel grids of two cubes differ: shape, CRS and transform; [] when they match.
+
+    Each entry is a short phrase such as ``"size 32x32 vs 64x64"`` or ``"CRS EPSG:32633 vs
+    EPSG:32632"``, naming the values of ``a`` then ``b`` (``names`` label them in the messages).
+    """
+    out: list[str] = []
+    sa, sb = (a.sizes[Y], a.sizes[X]), (b.sizes[Y], b.sizes[X])
+    if sa != sb:
+        out.append(f"size {sa[0]}x{sa[1]} ({names[0]}) vs {sb[0]}x{sb[1]} ({names[1]}) pixels")
+    ca, cb = a.rio.crs, b.rio.crs
+    if (ca is None) != (cb is None) or (ca is not None and ca != cb):
+        out.append(f"CRS {ca.to_string() if ca else 'none'} ({names[0]}) vs {cb.to_string() if cb else 'none'} ({names[1]})")
+    ta, tb = geotransform(a), geotransform(b)
+    if (ta is None) != (tb is None) or (ta is not None and not ta.almost_equals(tb, precision=1e-9 * max(1.0, abs(ta.c), abs(ta.f)))):
+        fmt = lambda t: "none" if t is None else f"origin ({t.c:.3f}, {t.f:.3f}) pixel ({t.a:g}, {t.e:g})"  # noqa: E731
+        out.append(f"transform {fmt(ta)} ({names[0]}) vs {fmt(tb)} ({names[1]})")
+    return out

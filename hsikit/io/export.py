@@ -71,7 +71,7 @@ class RasterMeta:
         """Metadata of a (band, y, x) cube; ``overrides`` replace fields (e.g. ``dtype``)."""
         if TIME in cube.dims:
             raise UsageError("a time series (time, band, y, x) cannot be written as GeoTIFF: use NetCDF or Zarr")
-        tags = {k: str(cube.attrs[k]) for k in ("sensor", "acquisition_time") if cube.attrs.get(k)}
+        tags = {k: str(cube.attrs[k]) for k in ("sensor", "acquisition_time", "class_names") if cube.attrs.get(k)}
         meta = cls(
             count=cube.sizes[BAND],
             height=cube.sizes[Y],

@@ -173,4 +173,6 @@ def read_raster(
         acquisition_time=acq,
         source=str(path),
     )
+    if tags.get("class_names"):  # class maps (hsikit classify): JSON {label: name}
+        cube.attrs["class_names"] = tags["class_names"]
     return cube.chunk({Y: chunks, X: chunks}) if chunks else cube
