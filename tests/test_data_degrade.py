@@ -1,0 +1,251 @@
+"""Degradation models (hsikit.data.degrade): statistics, recipe rules and reproducibility."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hsikit.data import degrade as d
+from hsikit.errors import UsageError
+
+
+def _flat(c: int = 31, h: int = 64, w: int = 64, b: int | None = None, value: float = 0.5) -> torch.Tensor:
+    shape = (c, h, w) if b is None else (b, c, h, w)
+    return torch.full(shape, value, dtype=torch.float64)
+
+
+def _band_std(noise: torch.Tensor) -> np.ndarray:
+    return noise.flatten(-2).std(dim=-1).numpy()
+
+
+def test_gaussian_sigma_per_band_and_seed() -> None:
+    x = torch.rand(31, 96, 96, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    y = d.gaussian_noise(x, 0.1, generator=3)
+    np.testing.assert_allclose(_band_std(y - x), 0.1, rtol=0.05)
+    assert abs(float((y - x).mean())) < 3e-3
+    torch.testing.assert_close(y, d.gaussian_noise(x, 0.1, generator=3), rtol=0, atol=0)
+    assert not torch.equal(y, d.gaussian_noise(x, 0.1, generator=4))
+    per_band = torch.linspace(0.01, 0.3, 31, dtype=torch.float64)
+    y2 = d.gaussian_noise(x, per_band, generator=0)
+    np.testing.assert_allclose(_band_std(y2 - x), per_band.numpy(), rtol=0.05)
+
+
+def test_batch_images_get_independent_noise() -> None:
+    x = _flat(b=2)
+    y = d.gaussian_noise(x, 0.1, generator=0)
+    assert not torch.equal(y[0], y[1])
+    with pytest.raises(UsageError):
+        d.gaussian_noise(x, torch.ones(5), generator=0)
+    with pytest.raises(UsageError):
+        d.gaussian_noise(torch.zeros(4, 4), 0.1)
+
+
+def test_noniid_gaussian_sigmas_from_the_set() -> None:
+    x = _flat(c=31, h=96, w=96, b=2)
+    y, p = d.noniid_gaussian(x, generator=5, return_params=True)
+    sigma = p["sigma"].numpy()
+    assert sigma.shape == (2, 31)
+    allowed = np.array(d.SIGMAS_255) / 255
+    assert np.all(np.isclose(sigma[..., None], allowed).any(-1))
+    assert len(np.unique(sigma)) == 4  # 62 draws from 4 values: all appear
+    np.testing.assert_allclose(_band_std(y - x), sigma, rtol=0.05)
+    yu, pu = d.noniid_gaussian(x, (0.1, 0.3), uniform=True, generator=5, return_params=True)
+    assert float(pu["sigma"].min()) >= 0.1 and float(pu["sigma"].max()) <= 0.3
+    np.testing.assert_allclose(_band_std(yu - x), pu["sigma"].numpy(), rtol=0.05)
+
+
+def test_blind_gaussian_one_sigma_per_image() -> None:
+    x = _flat(c=8, h=96, w=96, b=3)
+    y, p = d.blind_gaussian(x, generator=2, return_params=True)
+    s = p["sigma"].numpy()
+    assert np.all((s >= 10 / 255) & (s <= 70 / 255))
+    np.testing.assert_allclose(_band_std(y - x), np.repeat(s[:, None], 8, 1), rtol=0.05)
+
+
+def test_poisson_gaussian_variance_follows_the_signal() -> None:
+    levels = torch.linspace(0.05, 0.9, 12, dtype=torch.float64)
+    x = levels[:, None, None].expand(12, 128, 128).clone()
+    x[0, 0, 0] = float("nan")
+    gain, read = 0.01, 0.005
+    y = d.poisson_gaussian(x, gain, read, generator=0)
+    assert torch.isnan(y[0, 0, 0])
+    r = (y - x)[:, 1:, :]
+    np.testing.assert_allclose(_band_std(r), np.sqrt(gain * levels.numpy() + read**2), rtol=0.05)
+    np.testing.assert_allclose(r.flatten(1).mean(1).numpy(), 0, atol=0.01)
+    torch.testing.assert_close(y, d.poisson_gaussian(x, gain, read, generator=0), equal_nan=True, rtol=0, atol=0)
+
+
+def test_column_count_rules_match_models_md() -> None:
+    # models.md 1.2: 26...77 columns at W = 512 for the test set; numpy randint bounds for training
+    assert d.column_count_range(512, "stripe", "test") == (26, 77)
+    assert d.column_count_range(512, "deadline", "test") == (26, 77)
+    assert d.column_count_range(512, "stripe", "train") == (25, 75)  # randint(25, 76)
+    assert d.column_count_range(512, "deadline", "train") == (26, 76)  # randint(26, 77)
+    assert d.column_count_range(64, "stripe", "train") == (3, 8)
+    assert d.band_count(31, "test") == 10 and d.band_count(31, "train") == 10
+    assert d.band_count(224, "test") == 10 and d.band_count(224, "train") == 74 and d.band_count(4, "test") == 4
+
+
+@pytest.mark.parametrize("protocol", ["test", "train"])
+def test_stripes_count_positions_and_offsets(protocol: str) -> None:
+    x = _flat(c=40, h=32, w=128)
+    y, rec = d.stripes(x, protocol=protocol, generator=9, return_params=True)
+    assert len(rec.bands) == d.band_count(40, protocol) == len(set(rec.bands))
+    lo, hi = d.column_count_range(128, "stripe", protocol)
+    diff = y - x
+    touched = set()
+    for b, cols, offs in zip(rec.bands, rec.columns, rec.offsets):
+        assert lo <= len(cols) <= hi and len(set(cols)) == len(cols)
+        assert all(-0.25 <= s <= 0.25 for s in offs)
+        expected = torch.zeros(128, dtype=x.dtype)
+        expected[cols] = -torch.tensor(offs, dtype=x.dtype)
+        torch.testing.assert_close(diff[b], expected[None, :].expand(32, 128))
+        touched.add(b)
+    others = [b for b in range(40) if b not in touched]
+    assert torch.equal(diff[others], torch.zeros_like(diff[others]))
+    y2 = d.stripes(x, protocol=protocol, generator=9)
+    assert torch.equal(y, y2)
+
+
+def test_dead_lines_zero_whole_columns() -> None:
+    x = _flat(c=20, h=16, w=100, value=0.7)
+    y, rec = d.dead_lines(x, 6, generator=1, return_params=True)
+    assert len(rec.bands) == 6
+    for b, cols in zip(rec.bands, rec.columns):
+        assert 5 <= len(cols) <= 15
+        assert torch.equal(y[b][:, cols], torch.zeros(16, len(cols), dtype=x.dtype))
+        keep = [c for c in range(100) if c not in cols]
+        assert torch.equal(y[b][:, keep], x[b][:, keep])
+    dead_columns = (y == 0).all(dim=1).sum(dim=1)
+    assert sorted(int(v) for v in dead_columns[rec.bands]) == sorted(len(c) for c in rec.columns)
+
+
+def test_impulse_fraction_and_values() -> None:
+    x = _flat(c=31, h=128, w=128, value=0.5)
+    y, rec = d.impulse(x, generator=4, return_params=True)
+    assert len(rec.bands) == 10
+    for b, dens in zip(rec.bands, rec.density):
+        assert dens in d.IMPULSE_DENSITIES
+        hit = y[b] != 0.5
+        frac = float(hit.double().mean())
+        assert abs(frac - dens) < 4 * math.sqrt(dens * (1 - dens) / hit.numel())
+        values = y[b][hit]
+        assert bool(((values == 0) | (values == 1)).all())
+        salt = float((values == 1).double().mean())
+        assert abs(salt - 0.5) < 4 * math.sqrt(0.25 / values.numel())
+    clean = [b for b in range(31) if b not in rec.bands]
+    assert torch.equal(y[clean], x[clean])
+
+
+def test_mixture_uses_disjoint_thirds() -> None:
+    x = _flat(c=31, h=32, w=96)
+    y, p = d.mixture_noise(x, generator=0, return_params=True)
+    stripe, dead, imp = p["corrupted"]
+    assert len(stripe.bands) == len(dead.bands) == len(imp.bands) == 10
+    assert not set(stripe.bands) & set(dead.bands) and not set(dead.bands) & set(imp.bands)
+    assert not set(stripe.bands) & set(imp.bands)
+    for b, cols in zip(dead.bands, dead.columns):
+        assert 5 <= len(cols) <= 15
+        assert bool((y[b][:, cols] == 0).all())
+    assert torch.equal(y, d.mixture_noise(x, generator=0))
+
+
+def test_complex_round_robin() -> None:
+    recipe = d.parse_noise("complex")
+    x = _flat(c=30, h=32, w=64)
+    exact = []
+    for i in range(4):
+        y = recipe(x, torch.Generator().manual_seed(i))
+        exact.append((int((y == 0).sum()), int((y == 1).sum())))
+    assert exact[0] == (0, 0)  # Gaussian only
+    assert exact[1][0] > 0 and exact[1][1] > 0  # impulse: salt and pepper
+    assert exact[2] == (0, 0)  # stripes shift columns, no exact values
+    assert exact[3][0] >= 10 * 32 * 3 and exact[3][1] == 0  # dead lines on 10 bands, >= 3 columns each
+
+
+def test_parse_noise_specs() -> None:
+    assert str(d.parse_noise("noniid+stripe")) == "noniid+stripe"
+    r = d.parse_noise("gaussian:50/255")
+    assert r.steps[0].values == [pytest.approx(50 / 255)]
+    assert d.parse_noise("noniid:0.1-0.3").steps[0].range == (0.1, 0.3)
+    assert d.parse_noise("gaussian:1e-3-2e-3").steps[0].range == (1e-3, 2e-3)
+    s = d.parse_noise("stripe:bands=5,amp=0.1,protocol=train").steps[0]
+    assert s.options == {"bands": 5, "amp": 0.1, "protocol": "train"}
+    for bad in ["", "foo", "gaussian", "gaussian:x", "stripe:0.1", "stripe:colour=2", "impulse:protocol=eval",
+                "noniid:0.3-0.1", "poisson"]:
+        with pytest.raises(UsageError):
+            d.parse_noise(bad)
+
+
+def test_gaussian_list_cycles_per_image() -> None:
+    x = _flat(c=4, h=96, w=96, b=4)
+    y = d.parse_noise("gaussian:0.01,0.1")(x, 0)
+    measured = (y - x).flatten(1).std(1).numpy()
+    np.testing.assert_allclose(measured, [0.01, 0.1, 0.01, 0.1], rtol=0.05)
+
+
+def test_recipe_reproducible_from_seed() -> None:
+    x = torch.rand(2, 31, 32, 32, generator=torch.Generator().manual_seed(0))
+    for spec in ["mixture", "noniid+impulse", "poisson:0.01,0.002", "blind"]:
+        a = d.parse_noise(spec)(x, 11)
+        b = d.parse_noise(spec)(x, 11)
+        c = d.parse_noise(spec)(x, 12)
+        assert torch.equal(a, b) and not torch.equal(a, c), spec
+
+
+def test_blur_decimate_mtf_gain_at_nyquist() -> None:
+    r, gnyq = 4, 0.3
+    w = 256
+    cols = torch.arange(w, dtype=torch.float64)
+    wave = torch.cos(2 * math.pi * cols / (2 * r))  # the low-resolution Nyquist frequency
+    x = wave.expand(2, 64, w).clone()
+    y = d.blur(x, r, gnyq)
+    amplitude = float(y[0, 32, 60:-60].abs().max())
+    assert amplitude == pytest.approx(gnyq, rel=0.01)
+    flat = _flat(c=3, h=40, w=40, b=2)
+    low = d.blur_decimate(flat, r, [0.2, 0.3, 0.4])
+    assert low.shape == (2, 3, 10, 10)
+    torch.testing.assert_close(low, torch.full_like(low, 0.5))
+    from hsikit.metrics.mtf import mtf_degrade
+
+    z = torch.rand(5, 33, 29, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(d.blur_decimate(z, 3, 0.25), mtf_degrade(z, 0.25, 3))
+
+
+def test_wald_protocol_shapes() -> None:
+    ms = torch.rand(6, 20, 20, dtype=torch.float64)
+    pan = torch.rand(1, 80, 80, dtype=torch.float64)
+    ms_low, pan_low, ref = d.wald_protocol(ms, pan, 4)
+    assert ms_low.shape == (6, 5, 5) and pan_low.shape == (1, 20, 20) and ref is ms
+    with pytest.raises(UsageError):
+        d.wald_protocol(ms, pan[:, :60], 4)
+
+
+def test_simulate_pan_and_bands() -> None:
+    wl = np.arange(400.0, 1010.0, 10.0)  # 61 bands
+    w = d.band_weights(wl, [450, 900], [1, 1])
+    assert w.sum() == pytest.approx(1) and w[wl < 450].sum() == 0 and w[wl > 900].sum() == 0
+    x = torch.rand(61, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    pan = d.simulate_pan(x, wl)
+    assert pan.shape == (1, 8, 8)
+    torch.testing.assert_close(pan[0], torch.einsum("chw,c->hw", x, torch.as_tensor(w)))
+    flat = torch.full((61, 4, 4), 0.3, dtype=torch.float64)
+    torch.testing.assert_close(d.simulate_pan(flat, wl), torch.full((1, 4, 4), 0.3, dtype=torch.float64))
+    from hsikit.data.sensors import sensor_bands
+
+    s2 = sensor_bands("sentinel2")
+    ms = d.simulate_bands(flat[None], wl, s2.wavelength, s2.fwhm)
+    inside = (s2.wavelength > 420) & (s2.wavelength < 990)
+    assert ms.shape == (1, 13, 4, 4)
+    torch.testing.assert_close(ms[0, inside], torch.full((int(inside.sum()), 4, 4), 0.3, dtype=torch.float64))
+    assert bool(torch.isnan(ms[0, ~inside]).all())
+
+
+def test_degrade_blur_then_noise() -> None:
+    x = _flat(c=5, h=64, w=64)
+    y = d.degrade(x, "gaussian:0.05", blur_ratio=2, generator=0)
+    assert y.shape == (5, 32, 32)
+    np.testing.assert_allclose(_band_std(y - 0.5), 0.05, rtol=0.1)
