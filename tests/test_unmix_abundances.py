@@ -1,0 +1,103 @@
+"""Abundance solvers: batched FCLS/NNLS against exact per-pixel references, SUnSAL on a library."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hsikit.errors import UsageError
+from hsikit.unmix.abundances import fcls, fcls_scipy, nnls, sunsal, ucls
+from hsikit.unmix.reference import load_reference_scene
+
+
+def _exact(E: np.ndarray, y: np.ndarray, sum_to_one: bool) -> np.ndarray:
+    """Exact constrained LS by enumerating every support (fine for K <= 6)."""
+    K = E.shape[1]
+    best, best_val = None, np.inf
+    for r in range(1, K + 1):
+        for S in itertools.combinations(range(K), r):
+            Es = E[:, S]
+            if sum_to_one:
+                M = np.block([[Es.T @ Es, np.ones((r, 1))], [np.ones((1, r)), np.zeros((1, 1))]])
+                z = np.linalg.solve(M, np.r_[Es.T @ y, 1.0])[:r]
+            else:
+                z = np.linalg.lstsq(Es, y, rcond=None)[0]
+            if (z >= -1e-12).all():
+                a = np.zeros(K)
+                a[list(S)] = np.maximum(z, 0)
+                v = float(np.sum((E @ a - y) ** 2))
+                if v < best_val:
+                    best, best_val = a, v
+    assert best is not None
+    return best
+
+
+def _problem(seed: int = 0, L: int = 40, K: int = 5, N: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    E = np.abs(rng.normal(size=(L, K))).cumsum(0) / 10  # correlated, smooth-ish spectra
+    A = rng.dirichlet(np.full(K, 0.4), N).T
+    Y = E @ A + 0.3 * rng.normal(size=(L, N))  # heavy noise: many active constraints
+    return E, Y
+
+
+def test_fcls_and_nnls_match_exact_solvers() -> None:
+    E, Y = _problem()
+    a = fcls(E, Y).numpy()
+    ref = np.stack([_exact(E, Y[:, n], True) for n in range(Y.shape[1])], 1)
+    np.testing.assert_allclose(a, ref, atol=1e-9)
+    assert a.min() >= 0 and np.abs(a.sum(0) - 1).max() < 1e-12
+    assert (ref == 0).sum() > 100  # the test exercises active constraints
+    b = nnls(E, Y).numpy()
+    ref_n = np.stack([_exact(E, Y[:, n], False) for n in range(Y.shape[1])], 1)
+    np.testing.assert_allclose(b, ref_n, atol=1e-9)
+
+
+def test_fcls_agrees_with_per_pixel_scipy_on_samson(shared_data: Path) -> None:
+    scene = load_reference_scene(shared_data, "samson")
+    Y = scene.spectra[:, ::7]
+    a = fcls(scene.endmembers, Y).numpy()
+    ref = fcls_scipy(scene.endmembers, Y, delta=1e3)
+    assert np.abs(a - ref).max() < 1e-5
+    # and the MiSiCNet ground truth is FCLS(Y, E) (README 2.1)
+    gt = scene.abundances["fcls"].reshape(3, -1)[:, ::7]
+    assert np.abs(a - gt).max() < 1e-4
+
+
+def test_fcls_float32_chunks_and_tolerance() -> None:
+    E, Y = _problem(seed=1, N=50)
+    import hsikit.unmix.abundances as ab
+
+    old = ab.CHUNK
+    ab.CHUNK = 7  # several chunks
+    try:
+        a = fcls(E, Y).numpy()
+    finally:
+        ab.CHUNK = old
+    np.testing.assert_allclose(a, fcls(E, Y).numpy(), atol=1e-12)
+    a32 = fcls(torch.tensor(E, dtype=torch.float32), Y, dtype=torch.float32)
+    assert a32.dtype == torch.float32 and float((a32 - torch.tensor(a)).abs().max()) < 1e-3
+    with pytest.raises(UsageError, match="tol"):
+        fcls(E, Y, tol=0)
+    with pytest.raises(UsageError, match="bands"):
+        fcls(E[:-1], Y)
+
+
+def test_ucls_exact_and_sunsal_recovers_sparse_library_atoms() -> None:
+    rng = np.random.default_rng(3)
+    L, M, N = 60, 30, 200
+    D = np.abs(rng.normal(size=(L, M))) + 0.1
+    X = np.zeros((M, N))
+    for n in range(N):
+        idx = rng.choice(M, 3, replace=False)
+        X[idx, n] = rng.dirichlet(np.ones(3))
+    Y = D @ X
+    np.testing.assert_allclose(ucls(D[:, :3], D[:, :3] @ X[:3]).numpy(), X[:3], atol=1e-10)
+    est = sunsal(D, Y, lam=0.0, sum_to_one=True, tol=1e-7, max_iter=5000).numpy()
+    assert np.abs(est - X).max() < 1e-3
+    est_l1 = sunsal(D, Y + 0.01 * rng.normal(size=Y.shape), lam=1e-2).numpy()
+    assert est_l1.min() >= 0
+    assert (est_l1 > 1e-3).sum(0).mean() < 8  # sparse: a handful of atoms per pixel
