@@ -249,3 +249,84 @@ def test_degrade_blur_then_noise() -> None:
     y = d.degrade(x, "gaussian:0.05", blur_ratio=2, generator=0)
     assert y.shape == (5, 32, 32)
     np.testing.assert_allclose(_band_std(y - 0.5), 0.05, rtol=0.1)
+
+
+# ---------------------------------------------------------------------------- cube level and CLI
+
+
+def _cli(capsys, *args):
+    from hsikit.cli import main
+
+    rc = main(list(args))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_cli_degrade_real_enmap_tile(capsys, tmp_path, enmap_tile) -> None:
+    import hsikit
+
+    clean = hsikit.to_reflectance(hsikit.open(enmap_tile))
+    out = tmp_path / "noisy.tif"
+    rc, text, err = _cli(capsys, "degrade", str(enmap_tile), str(out), "--noise", "gaussian:0.01", "--seed", "3")
+    assert rc == 0, err
+    assert "noise=gaussian:0.01" in text
+    noisy = hsikit.open(out)
+    assert noisy.rio.crs == clean.rio.crs and noisy.rio.transform() == clean.rio.transform()
+    np.testing.assert_allclose(noisy["wavelength"].values, clean["wavelength"].values)
+    good = clean["bbl"].values
+    diff = noisy.values[good] - clean.values[good]
+    assert float(np.std(diff)) == pytest.approx(0.01, rel=0.03)
+    np.testing.assert_allclose(np.std(diff, axis=(1, 2)), 0.01, rtol=0.15)
+    assert np.isnan(noisy.values[~good]).all()  # the nodata bands 130-135 stay nodata
+    again = tmp_path / "again.tif"
+    assert _cli(capsys, "degrade", str(enmap_tile), str(again), "--noise", "gaussian:0.01", "--seed", "3")[0] == 0
+    np.testing.assert_array_equal(hsikit.open(again).values, noisy.values)
+    other = tmp_path / "other.tif"
+    assert _cli(capsys, "degrade", str(enmap_tile), str(other), "--noise", "gaussian:0.01", "--seed", "4")[0] == 0
+    assert not np.array_equal(hsikit.open(other).values[good], noisy.values[good])
+
+
+def test_cli_degrade_blur_ratio_grid(capsys, tmp_path, enmap_tile) -> None:
+    import hsikit
+
+    out = tmp_path / "lr.nc"
+    rc, _, err = _cli(capsys, "degrade", str(enmap_tile), str(out), "--blur-ratio", "4", "--bands", "valid")
+    assert rc == 0, err
+    low = hsikit.open(out)
+    clean = hsikit.to_reflectance(hsikit.select_bands(hsikit.open(enmap_tile), "valid"))
+    assert low.shape == (218, 8, 8)
+    t, t0 = low.rio.transform(), clean.rio.transform()
+    assert (t.a, t.e, t.c, t.f) == (120.0, -120.0, t0.c, t0.f)
+    expected = d.blur_decimate(torch.from_numpy(clean.values), 4, 0.3)
+    np.testing.assert_allclose(low.values, expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_degrade_int16_reflectance_and_nodata(tmp_path) -> None:
+    import hsikit
+    from affine import Affine
+
+    from hsikit.data.degrade import degrade_cube
+
+    rng = np.random.default_rng(0)
+    data = rng.integers(500, 4000, size=(6, 40, 40)).astype(np.int16)
+    data[:, :5, :5] = -32768
+    cube = hsikit.make_cube(data, wavelength=np.linspace(450, 900, 6), scale=1e-4, nodata=-32768, crs="EPSG:32633",
+                            transform=Affine(30, 0, 500000, 0, -30, 5800000))
+    src = tmp_path / "int16.tif"
+    hsikit.save(cube, src)
+    out = degrade_cube(hsikit.open(src), "mixture", seed=1)
+    v = out.values
+    assert v.dtype == np.float32 and np.isnan(v[:, :5, :5]).all()
+    assert np.isfinite(v[:, 5:, :]).all() and -1.0 < np.nanmedian(v) < 1.0  # reflectance, not DN
+    assert out.attrs["degradation"] == "noise=mixture; seed=1"
+    low = degrade_cube(hsikit.open(src), None, blur_ratio=2)
+    assert np.isnan(low.values[:, :2, :2]).all() and np.isfinite(low.values[:, 3:, 3:]).all()
+    assert float(np.nanmax(low.values)) < 0.41
+
+
+def test_cli_degrade_errors(capsys, tmp_path, enmap_tile) -> None:
+    rc, _, err = _cli(capsys, "degrade", str(enmap_tile), str(tmp_path / "o.tif"))
+    assert rc == 2 and "nothing to do" in err
+    rc, _, err = _cli(capsys, "degrade", str(enmap_tile), str(tmp_path / "o.tif"), "--noise", "gauss:1")
+    assert rc == 2 and "unknown noise 'gauss'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o.tif").exists()
