@@ -1,0 +1,98 @@
+"""S3Conv: the reference against an independent formulation, shapes, gradients, dispatch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hsikit.errors import UsageError
+from hsikit.layers.kernels import dispatch
+from hsikit.layers.s3conv import S3Conv, s3conv, s3conv_reference
+
+
+def _rand(*shape: int, dtype=torch.float64, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g, dtype=dtype)
+
+
+def test_linear_single_spatial_equals_cross_kernel_conv():
+    # One spatial conv, no activation: S3Conv is one 3x3x3 conv whose kernel is the spatial kernel
+    # on the centre band plane plus the spectral kernel on the centre pixel (an independent check).
+    x = _rand(2, 3, 7, 6, 5)
+    ws, wp = _rand(4, 3, 1, 3, 3, seed=1), _rand(4, 3, 3, 1, 1, seed=2)
+    full = torch.zeros(4, 3, 3, 3, 3, dtype=x.dtype)
+    full[:, :, 1] += ws[:, :, 0]
+    full[:, :, :, 1, 1] += wp[:, :, :, 0, 0]
+    ref = s3conv_reference(x, [ws], wp, negative_slope=None)
+    torch.testing.assert_close(ref, F.conv3d(x, full, padding=1), rtol=1e-12, atol=1e-12)
+
+
+def test_hand_computed_voxel():
+    # y at one voxel from the definition: spatial = lrelu(w2 * lrelu(w1 * x)), spectral = 3 taps.
+    x = _rand(1, 1, 3, 3, 3)
+    w1, w2, wp = _rand(1, 1, 1, 3, 3, seed=3), _rand(1, 1, 1, 3, 3, seed=4), _rand(1, 1, 3, 1, 1, seed=5)
+    xp = F.pad(x[0, 0], (1, 1, 1, 1))  # (3, 5, 5), zero padded in space
+    lrelu = lambda v: v if v > 0 else 0.01 * v  # noqa: E731
+    h = torch.zeros(3, 3, 3, dtype=x.dtype)
+    for d in range(3):
+        for i in range(3):
+            for j in range(3):
+                h[d, i, j] = lrelu(float((xp[d, i : i + 3, j : j + 3] * w1[0, 0, 0]).sum()))
+    hp = F.pad(h, (1, 1, 1, 1))
+    d, i, j = 1, 1, 2
+    spatial = lrelu(float((hp[d, i : i + 3, j : j + 3] * w2[0, 0, 0]).sum()))
+    spectral = float(sum(wp[0, 0, t, 0, 0] * x[0, 0, d + t - 1, i, j] for t in range(3)))
+    y = s3conv_reference(x, [w1, w2], wp)
+    assert y[0, 0, d, i, j].item() == pytest.approx(spatial + spectral, rel=1e-12)
+
+
+@pytest.mark.parametrize("bands", [12, 31, 103, 224])
+def test_shapes_and_gradients(bands):
+    m = S3Conv(2, 4)
+    x = torch.randn(1, 2, bands, 5, 6, requires_grad=True)
+    y = m(x)
+    assert y.shape == (1, 4, bands, 5, 6)
+    y.square().mean().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    for p in m.parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("num_spatial,bias", [(1, False), (2, False), (2, True), (3, True)])
+def test_parameter_count(num_spatial, bias):
+    cin, cout = 3, 5
+    m = S3Conv(cin, cout, num_spatial=num_spatial, bias=bias)
+    expected = cin * cout * 9 + (num_spatial - 1) * cout * cout * 9 + cin * cout * 3
+    expected += (num_spatial + 1) * cout if bias else 0
+    assert sum(p.numel() for p in m.parameters()) == expected
+
+
+def test_module_matches_reference_under_every_cpu_mode():
+    m = S3Conv(3, 4, bias=True).double()
+    x = _rand(2, 3, 9, 7, 5)
+    ref = s3conv_reference(x, m.spatial_weights, m.spectral_weight, m.spatial_biases, m.spectral_bias)
+    for mode in ("reference", "auto"):
+        with dispatch.kernel_mode(mode):
+            torch.testing.assert_close(m(x), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_bad_shapes_are_usage_errors():
+    x = torch.randn(1, 2, 4, 5, 5)
+    with pytest.raises(UsageError, match="spatial weight 0"):
+        s3conv(x, [torch.randn(3, 5, 1, 3, 3)], torch.randn(3, 2, 3, 1, 1))
+    with pytest.raises(UsageError, match=r"\(B, C, bands, H, W\)"):
+        s3conv(x[0], [torch.randn(3, 2, 1, 3, 3)], torch.randn(3, 2, 3, 1, 1))
+    with pytest.raises(UsageError, match="odd"):
+        S3Conv(2, 3, kernel_size=4)
+
+
+def test_real_enmap_tile(enmap_tile):
+    from hsikit.io import open_cube
+
+    cube = open_cube(enmap_tile)
+    x = torch.from_numpy(cube.values.astype("float64") / 10000.0)[None, None]  # (1, 1, 224, 32, 32)
+    m = S3Conv(1, 4).double()
+    y = m(x)
+    assert y.shape == (1, 4, 224, 32, 32) and torch.isfinite(y).all()
+    torch.testing.assert_close(y, s3conv_reference(x, m.spatial_weights, m.spectral_weight), rtol=1e-12, atol=1e-12)
