@@ -23,6 +23,8 @@ _API = {
     "evaluate_raster": ("hsikit.evaluate.api", "evaluate_raster"),
     "evaluate_classmap": ("hsikit.evaluate.api", "evaluate_classmap"),
     "evaluate_unmixing": ("hsikit.evaluate.api", "evaluate_unmixing"),
+    "classify": ("hsikit.classify.api", "classify"),
+    "fit_classifier": ("hsikit.classify.api", "fit_classifier"),
 }
 
 __all__ = ["__version__", *_API]
