@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hsikit.layers.kernels.dispatch import use_fused
+
 
 def _check(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
            D: torch.Tensor | None, initial_state: torch.Tensor | None) -> tuple[int, int, int, int]:
@@ -112,17 +114,27 @@ def default_chunk_size(length: int) -> int:
 def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                    D: torch.Tensor | None = None, *, chunk_size: int | None = None,
                    initial_state: torch.Tensor | None = None, return_state: bool = False):
-    """Chunked parallel selective scan; same arguments and result as :func:`selective_scan_reference`.
+    """Selective scan, dispatched; same arguments and result as :func:`selective_scan_reference`.
+
+    The fused Triton kernel (:func:`hsikit.layers.kernels.scan_triton.selective_scan_triton`) runs when
+    :func:`~hsikit.layers.kernels.dispatch.use_fused` says so (CUDA and Triton, or mode ``fused``);
+    otherwise the chunked PyTorch scan described in the module docstring.
 
     Parameters
     ----------
     chunk_size
-        Steps per chunk T (default :func:`default_chunk_size`). ``T >= L`` is the sequential loop.
+        Steps per chunk T of the PyTorch scan (default :func:`default_chunk_size`); ``T >= L`` is
+        the sequential loop. The fused kernel ignores it.
 
     Other parameters and the return value are those of :func:`selective_scan_reference`.
-    Memory: four ``(B, L, D, N)`` temporaries (decays, inputs, cumulative decays, carried states).
+    Memory of the PyTorch scan: four ``(B, L, D, N)`` temporaries (decays, inputs, cumulative
+    decays, carried states); the fused kernel keeps the state in registers.
     """
     b, l, d, n = _check(x, delta, A, B, C, D, initial_state)
+    if l > 0 and use_fused(x, delta, A, B, C):
+        from hsikit.layers.kernels.scan_triton import selective_scan_triton
+
+        return selective_scan_triton(x, delta, A, B, C, D, initial_state=initial_state, return_state=return_state)
     ct = _compute_dtype(x)
     xs, ds, As, Bs, Cs = (t.to(ct) for t in (x, delta, A, B, C))
     h0 = xs.new_zeros(b, d, n) if initial_state is None else initial_state.to(ct)
