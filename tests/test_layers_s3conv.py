@@ -96,3 +96,70 @@ def test_real_enmap_tile(enmap_tile):
     y = m(x)
     assert y.shape == (1, 4, 224, 32, 32) and torch.isfinite(y).all()
     torch.testing.assert_close(y, s3conv_reference(x, m.spatial_weights, m.spectral_weight), rtol=1e-12, atol=1e-12)
+
+
+# --- the fast CPU path (hsikit.layers.kernels.s3conv_cpu) -------------------------------------
+
+
+def _case(dtype, b, cin, cout, d, h, w, num_spatial, bias, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g, dtype=dtype, requires_grad=True)  # noqa: E731
+    x = r(b, cin, d, h, w)
+    ws = [r(cout, cin if i == 0 else cout, 1, 3, 3) for i in range(num_spatial)]
+    bs = [r(cout) for _ in range(num_spatial)] if bias else None
+    wp, bp = r(cout, cin, 3, 1, 1), (r(cout) if bias else None)
+    params = [x, *ws, wp] + ([*bs, bp] if bias else [])
+    grad = torch.randn(b, cout, d, h, w, generator=g, dtype=dtype)
+    return x, ws, bs, wp, bp, params, grad
+
+
+def _rel(a, b):
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize(
+    "shape,num_spatial,bias,slope",
+    [
+        ((2, 3, 4, 7, 5, 6), 2, False, 0.01),  # HSDT's S3Conv
+        ((1, 2, 2, 1, 3, 3), 2, True, 0.01),  # one band
+        ((1, 4, 3, 5, 1, 7), 1, True, None),  # linear single-conv pair, H = 1
+        ((2, 1, 5, 13, 9, 4), 3, True, 0.2),  # deeper spatial stack, odd sizes
+    ],
+)
+@pytest.mark.parametrize("chunk_bytes", [1, 1 << 22])  # one band per chunk / whole cube in one chunk
+def test_cpu_path_equals_reference_forward_and_backward(monkeypatch, dtype, tol, shape, num_spatial, bias, slope, chunk_bytes):
+    from hsikit.layers.kernels import s3conv_cpu
+
+    monkeypatch.setattr(s3conv_cpu, "CHUNK_BYTES", chunk_bytes)
+    x, ws, bs, wp, bp, params, grad = _case(dtype, *shape, num_spatial, bias)
+    ref = s3conv_reference(x, ws, wp, bs, bp, slope)
+    out = s3conv_cpu.s3conv_cpu(x, ws, wp, bs, bp, slope)
+    assert out.is_contiguous(memory_format=torch.channels_last_3d)
+    assert _rel(out, ref) < tol
+    for a, b in zip(torch.autograd.grad(out, params, grad), torch.autograd.grad(ref, params, grad)):
+        assert _rel(a, b) < tol
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+def test_cpu_path_any_input_layout(layout):
+    from hsikit.layers.kernels.s3conv_cpu import s3conv_cpu
+
+    x, ws, _, wp, _, _, grad = _case(torch.float64, 2, 3, 4, 6, 5, 7, 2, False)
+    if layout == "channels_last":
+        x = x.detach().contiguous(memory_format=torch.channels_last_3d).requires_grad_()
+    elif layout == "strided":
+        x = torch.randn(2, 3, 12, 5, 14, dtype=torch.float64)[:, :, ::2, :, ::2].requires_grad_()
+    ref = s3conv_reference(x, ws, wp)
+    out = s3conv_cpu(x, ws, wp)
+    assert _rel(out, ref) < 1e-12
+    (gx,) = torch.autograd.grad(out, [x], grad)
+    (gr,) = torch.autograd.grad(ref, [x], grad)
+    assert _rel(gx, gr) < 1e-12
+
+
+def test_cpu_path_gradcheck():
+    from hsikit.layers.kernels.s3conv_cpu import s3conv_cpu
+
+    x, ws, bs, wp, bp, params, _ = _case(torch.float64, 1, 2, 2, 3, 3, 4, 2, True)
+    assert torch.autograd.gradcheck(lambda *p: s3conv_cpu(p[0], p[1:3], p[3], p[4:6], p[6]), params)

@@ -129,6 +129,15 @@ def s3conv(
     every path (gradients for x, weights and biases).
     """
     check_s3conv_args(x, spatial_weights, spectral_weight, spatial_biases, spectral_bias)
+    tensors = [x, spectral_weight, *spatial_weights]
+    if dispatch.use_fused(*tensors):
+        from hsikit.layers.kernels.s3conv_triton import s3conv_triton
+
+        return s3conv_triton(x, spatial_weights, spectral_weight, spatial_biases, spectral_bias, negative_slope)
+    if dispatch.get_kernel_mode() != "reference" and all(t.device.type == "cpu" for t in tensors):
+        from hsikit.layers.kernels.s3conv_cpu import s3conv_cpu
+
+        return s3conv_cpu(x, spatial_weights, spectral_weight, spatial_biases, spectral_bias, negative_slope)
     return s3conv_reference(x, spatial_weights, spectral_weight, spatial_biases, spectral_bias, negative_slope)
 
 
