@@ -161,5 +161,52 @@ def test_cpu_path_any_input_layout(layout):
 def test_cpu_path_gradcheck():
     from hsikit.layers.kernels.s3conv_cpu import s3conv_cpu
 
-    x, ws, bs, wp, bp, params, _ = _case(torch.float64, 1, 2, 2, 3, 3, 4, 2, True)
+    x, ws, bs, wp, bp, params, _ = _case(torch.float64, 1, 1, 1, 2, 2, 3, 2, True)
     assert torch.autograd.gradcheck(lambda *p: s3conv_cpu(p[0], p[1:3], p[3], p[4:6], p[6]), params)
+
+
+# --- the fused Triton kernel (interpreted on the CPU: TRITON_INTERPRET=1 from conftest) --------
+
+import os  # noqa: E402
+
+DEVICE = "cuda" if os.environ.get("HSIKIT_GPU_TESTS") == "1" and torch.cuda.is_available() else "cpu"
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize(
+    "shape,num_spatial,bias,slope",
+    [
+        ((2, 3, 4, 5, 5, 6), 2, False, 0.01),  # HSDT's S3Conv, odd sizes
+        ((1, 1, 3, 7, 3, 5), 2, True, 0.01),  # head conv 1 -> C, 7 bands
+        ((1, 2, 3, 1, 4, 3), 1, True, None),  # one band, linear one-conv pair
+        ((1, 3, 2, 4, 3, 3), 3, True, 0.2),
+    ],
+)
+def test_triton_equals_reference_forward_and_backward(dtype, tol, shape, num_spatial, bias, slope):
+    from hsikit.layers.s3conv import s3conv
+
+    x, ws, bs, wp, bp, params, grad = _case(dtype, *shape, num_spatial, bias, seed=3)
+    if DEVICE != "cpu":
+        params = [p.detach().to(DEVICE).requires_grad_() for p in params]
+        n = num_spatial
+        x, ws, wp = params[0], params[1 : 1 + n], params[1 + n]
+        bs, bp = (params[2 + n : 2 + 2 * n], params[2 + 2 * n]) if bias else (None, None)
+        grad = grad.to(DEVICE)
+    with dispatch.kernel_mode("fused"):
+        out = s3conv(x, ws, wp, bs, bp, slope)
+        got = torch.autograd.grad(out, params, grad)
+    ref = s3conv_reference(x, ws, wp, bs, bp, slope)
+    want = torch.autograd.grad(ref, params, grad)
+    assert _rel(out, ref) < tol
+    for a, b in zip(got, want):
+        assert _rel(a, b) < tol
+
+
+def test_triton_module_path_and_auto_rule():
+    m = S3Conv(2, 3).double()
+    x = _rand(1, 2, 6, 4, 5, seed=7)
+    with dispatch.kernel_mode("fused"):
+        y = m(x) if DEVICE == "cpu" else m.to(DEVICE)(x.to(DEVICE)).cpu()
+    torch.testing.assert_close(y, s3conv_reference(x, [w.cpu() for w in m.spatial_weights], m.spectral_weight.cpu()), rtol=1e-12, atol=1e-12)
+    with dispatch.kernel_mode("auto"):
+        assert not dispatch.use_fused(x)  # CPU tensors take the CPU path under auto
