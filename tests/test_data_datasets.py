@@ -158,3 +158,51 @@ def test_datamodule_trains_a_tiny_model(shared_data: Path) -> None:
     dm.setup("test")
     test_scenes = {dm.test_set.dataset.scenes[j].id for j, _, _ in dm.test_set.dataset.windows}
     assert test_scenes == {"enmap/tile_96_96", "enmap/tile_128_128"}
+
+
+# ------------------------------------------------------------------- EnMAP tiles as a torchgeo GeoDataset
+
+
+def test_enmap_geodataset_random_and_grid_sampling(shared_data: Path) -> None:
+    pytest.importorskip("torchgeo")
+    import rasterio
+    from torch.utils.data import DataLoader
+    from torchgeo.datasets import stack_samples
+    from torchgeo.samplers import GridGeoSampler, RandomGeoSampler
+
+    from hsikit.data.datasets.enmap import EnmapImages, enmap_tiles_dataset
+
+    root = shared_data / "enmap_potsdam_tiles"
+    ds = enmap_tiles_dataset(root, bands="valid")
+    assert len(ds) == 10 and ds.res == (30.0, 30.0) and ds.crs.to_epsg() == 32633
+    sampler = RandomGeoSampler(ds, size=16, length=8, generator=torch.Generator().manual_seed(0))
+    batch = next(iter(DataLoader(ds, sampler=sampler, batch_size=4, collate_fn=stack_samples)))
+    assert batch["image"].shape == (4, 218, 16, 16) and batch["mask"].shape == (4, 16, 16)
+    assert batch["wavelength"].shape == (4, 218) and float(batch["wavelength"][0, 0]) == pytest.approx(418.24, abs=0.01)
+    assert batch["mask"].dtype == torch.int64 and set(batch["mask"].unique().tolist()) <= set(range(7))
+    assert 0 < float(batch["image"].min()) and float(batch["image"].max()) < 1.5  # reflectance, not x10000
+    grid = list(GridGeoSampler(ds, size=16, stride=16))
+    assert len(grid) == 40  # 10 tiles of 32 x 32 -> 4 patches each
+    # a grid patch equals the file's pixels (scale 1e-4) and its label
+    q = grid[0]
+    sample = ds[q]
+    x0, y1 = q[0].start, q[1].stop
+    for f in sorted((root / "images").glob("*.tif")):
+        with rasterio.open(f) as src:
+            b = src.bounds
+            if b.left <= x0 < b.right and b.bottom < y1 <= b.top:
+                col, row = int((x0 - b.left) / 30), int((b.top - y1) / 30)
+                raw = src.read(1, window=((row, row + 16), (col, col + 16)))
+                with rasterio.open(root / "labels" / f.name) as lab:
+                    lab_raw = lab.read(1, window=((row, row + 16), (col, col + 16)))
+                break
+    np.testing.assert_allclose(sample["image"][0].numpy(), raw * 1e-4, rtol=1e-6)
+    np.testing.assert_array_equal(sample["mask"].numpy(), lab_raw.astype(np.int64))
+    labelled = sum(int((ds[g]["mask"] > 0).sum()) for g in grid)
+    assert labelled == 5672  # every labelled pixel of the 10 tiles (data README), each seen once
+    everything = EnmapImages(root / "images", bands="torchgeo202", reflectance=False)
+    s = everything[grid[0]]
+    assert s["image"].shape[0] == 202 and float(s["image"].max()) > 100
+    assert str(everything.index.index[0].left) == "2022-07-24 10:45:26"  # acquisition time from the tag
+    with pytest.raises(UsageError):
+        EnmapImages(root / "images", bands="rgb")
