@@ -70,7 +70,7 @@ def test_fp32_strong_decay_does_not_overflow():
     # |sum delta A| over one chunk is ~ 1000 >> 88: an exp(-cumsum) formulation would overflow
     x, delta, A, B, C, D, _ = _inputs(2, 64, 4, 3, seed=3, dtype=torch.float32, delta_scale=10.0)
     A = A * 10
-    y1 = selective_scan(x, delta, A, B, C, D, chunk_size=64)
+    y1 = selective_scan(x, delta, A, B, C, D, chunk_size=16)
     y0 = selective_scan_reference(x.double(), delta.double(), A.double(), B.double(), C.double(), D.double())
     assert torch.isfinite(y1).all()
     torch.testing.assert_close(y1.double(), y0, rtol=1e-4, atol=1e-4)
@@ -98,6 +98,7 @@ def test_real_spectra_as_sequences(enmap_tile):
 
 def test_default_chunk_size():
     assert [default_chunk_size(n) for n in (1, 16, 17, 224, 1024)] == [1, 4, 5, 15, 32]
+    assert default_chunk_size(16, state_size=256 * 128 * 16) == 16          # large state: sequential
 
 
 def test_shape_errors():

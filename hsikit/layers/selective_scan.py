@@ -16,14 +16,17 @@ sequence major, like the token tensors of the other blocks:
 Two implementations of the same function:
 
 - :func:`selective_scan_reference`: the exact sequential loop over L (the oracle).
-- :func:`selective_scan`: a chunked two-level scan. The sequence is cut into chunks of ``T`` steps;
-  (1) all chunks run their local recurrence from a zero state **in parallel** (T steps of
-  (B, L/T, D, N) ops); (2) the chunk decays ``exp(sum_t delta_t A)`` (log-space sums) carry the state
-  across chunks (L/T steps of (B, D, N) ops); (3) each step adds the carried state, decayed by the
-  within-chunk log-space cumulative sum, read out through C. ``T + L/T`` Python steps instead of L
-  (``T = ceil(sqrt(L))`` by default), every factor is a decay ``<= 1`` so nothing can overflow (the
-  ``exp(-cumsum)`` trick of some parallel scans overflows fp32 once ``|sum delta A| > 88``).
-  Autograd runs through it as is.
+- :func:`selective_scan`: a chunked two-level scan (or the fused Triton kernel on CUDA). The
+  sequence is cut into chunks of ``T`` steps; (1) all chunks run their local recurrence from a zero
+  state **in parallel** (T steps of ``(B, L/T, D, N)`` ops) to get their end states; (2) the
+  whole-chunk decays ``exp(sum_t delta_t A)`` (sums in log space) carry the state across chunks
+  (L/T steps of ``(B, D, N)`` ops); (3) all chunks rerun the exact recurrence from their true start
+  states (T steps again) and read ``y`` out through C. ``2T + L/T`` Python steps instead of L,
+  every factor is a decay ``<= 1`` so nothing can overflow (an ``exp(-cumsum(delta A))``
+  formulation overflows fp32 once ``|sum delta A| > 88``). Autograd runs through it as is.
+  It pays off when the per-step state ``B*D*N`` is small (the loop is Python-overhead bound);
+  for large states the sequential loop, whose state stays in cache, is as fast or faster, so
+  :func:`default_chunk_size` picks ``T = L`` (sequential) there.
 
 Half-precision inputs are scanned in float32 and the output is cast back.
 """
@@ -37,6 +40,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from hsikit.layers.kernels.dispatch import use_fused
+
+
+CHUNK_STATE_LIMIT = 1 << 15
+"""Per-step state size ``B*D*N`` above which :func:`default_chunk_size` scans sequentially."""
 
 
 def _check(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
@@ -106,8 +113,15 @@ def selective_scan_reference(x: torch.Tensor, delta: torch.Tensor, A: torch.Tens
     return (y, h) if return_state else y
 
 
-def default_chunk_size(length: int) -> int:
-    """``ceil(sqrt(L))``: minimises the ``T + L/T`` sequential steps of :func:`selective_scan`."""
+def default_chunk_size(length: int, state_size: int = 0) -> int:
+    """Chunk T of :func:`selective_scan` for a sequence of ``length`` steps and ``state_size = B*D*N``.
+
+    ``ceil(sqrt(L))`` (measured on a 2-core CPU: T = 16-32 is best for L = 224-1024); above
+    ``CHUNK_STATE_LIMIT`` state elements per step the work, not the Python overhead, dominates and
+    ``L`` (the sequential loop, faster there) is returned.
+    """
+    if state_size > CHUNK_STATE_LIMIT:
+        return max(1, length)
     return max(1, math.ceil(math.sqrt(length)))
 
 
@@ -127,8 +141,8 @@ def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
         the sequential loop. The fused kernel ignores it.
 
     Other parameters and the return value are those of :func:`selective_scan_reference`.
-    Memory of the PyTorch scan: four ``(B, L, D, N)`` temporaries (decays, inputs, cumulative
-    decays, carried states); the fused kernel keeps the state in registers.
+    Memory of the PyTorch scan: the per-step decays and inputs, ``2 (B, L, D, N)`` in all (autograd
+    keeps them anyway); the fused kernel keeps the state in registers.
     """
     b, l, d, n = _check(x, delta, A, B, C, D, initial_state)
     if l > 0 and use_fused(x, delta, A, B, C):
@@ -141,7 +155,7 @@ def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
     if l == 0:
         y = xs.new_zeros(b, 0, d).to(x.dtype)
         return (y, h0) if return_state else y
-    T = min(chunk_size or default_chunk_size(l), l)
+    T = min(chunk_size or default_chunk_size(l, b * d * n), l)
     if T < 1:
         raise ValueError(f"selective scan: chunk_size must be >= 1, got {chunk_size}")
     nc = -(-l // T)
@@ -149,30 +163,32 @@ def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
     if pad:  # delta = 0 -> decay 1 and input 0: padded steps leave the state unchanged
         xs, ds = F.pad(xs, (0, 0, 0, pad)), F.pad(ds, (0, 0, 0, pad))
         Bs, Cs = F.pad(Bs, (0, 0, 0, pad)), F.pad(Cs, (0, 0, 0, pad))
-    log_a = (ds[..., None] * As).view(b, nc, T, d, n)                        # log decays, <= 0
-    u = (ds[..., None] * Bs[:, :, None, :] * xs[..., None]).view(b, nc, T, d, n)
-    Cc = Cs.view(b, nc, T, 1, n)
-    a = torch.exp(log_a)
+    dsc = ds.view(b, nc, T, d)
+    dx = (ds * xs).view(b, nc, T, d, 1)
+    Bc, Cc = Bs.view(b, nc, T, 1, n), Cs.view(b, nc, T, 1, n)
 
-    # (1) local recurrences of all chunks at once, from a zero state
-    hl = torch.zeros_like(u[:, :, 0])
-    y_local = []
+    # (1) local recurrences of all chunks at once, from a zero state: the chunk-end states
+    decays, inputs = [], []
+    hl = xs.new_zeros(b, nc, d, n)
     for t in range(T):
-        hl = a[:, :, t] * hl + u[:, :, t]
-        y_local.append((hl * Cc[:, :, t]).sum(-1))                          # (B, nc, D)
-    y = torch.stack(y_local, dim=2)                                          # (B, nc, T, D)
+        decays.append(torch.exp(dsc[:, :, t, :, None] * As))               # (B, nc, D, N)
+        inputs.append(dx[:, :, t] * Bc[:, :, t])
+        hl = decays[t] * hl + inputs[t]
 
-    # (2) carry the state across chunks with the whole-chunk decays
-    cum = torch.cumsum(log_a, dim=2)                                         # within-chunk log decays
-    chunk_decay = torch.exp(cum[:, :, -1])                                   # (B, nc, D, N)
+    # (2) carry the state across chunks with the whole-chunk decays exp(sum_t delta_t A)
+    chunk_decay = torch.exp(dsc.sum(2)[..., None] * As)                      # (B, nc, D, N)
     starts = [h0]
     for c in range(nc - 1):
         starts.append(chunk_decay[:, c] * starts[-1] + hl[:, c])
     h_last = chunk_decay[:, -1] * starts[-1] + hl[:, -1]
-    h_start = torch.stack(starts, dim=1)                                     # (B, nc, D, N)
 
-    # (3) read the carried state out at every step
-    y = y + torch.einsum("bctdn,bctn->bctd", torch.exp(cum) * h_start[:, :, None], Cc[:, :, :, 0])
+    # (3) the exact recurrence again in all chunks at once, now from the true chunk-start states
+    h = torch.stack(starts, dim=1)
+    ys = []
+    for t in range(T):
+        h = decays[t] * h + inputs[t]
+        ys.append((h * Cc[:, :, t]).sum(-1))                                # (B, nc, D)
+    y = torch.stack(ys, dim=2)                                               # (B, nc, T, D)
     y = y.reshape(b, nc * T, d)[:, :l]
     if D is not None:
         y = y + xs[:, :l] * D.to(ct)
