@@ -105,3 +105,36 @@ def test_sensor_noise_model() -> None:
     noisy = add_sensor_noise(clean, wl, seed=0)
     measured = 0.3 / (noisy - clean).std(axis=(1, 2))
     np.testing.assert_allclose(measured, snr, rtol=0.1)
+
+
+def test_bilinear_mixture_hand_computed() -> None:
+    from hsikit.data.synthetic import bilinear_mixture
+
+    e = np.array([[0.2, 0.5], [0.4, 0.1], [0.6, 0.3]])
+    a = np.array([[0.25], [0.75]])
+    y = bilinear_mixture(e, a, gamma=0.5)
+    expected = e @ a[:, 0] + 0.5 * 0.25 * 0.75 * e[:, 0] * e[:, 1]
+    np.testing.assert_allclose(y[:, 0], expected)
+    ab = abundance_field(6, 5, 3, seed=1)
+    e3 = np.random.default_rng(0).uniform(0.05, 0.9, (7, 3))
+    np.testing.assert_allclose(bilinear_mixture(e3, ab, 0.0), linear_mixture(e3, ab))
+
+
+@pytest.mark.parametrize("sensor", ["enmap", "sentinel2"])
+def test_usgs_library_scene_unmixes_exactly(shared_data, sensor: str) -> None:
+    from hsikit.data.synthetic import load_usgs_library
+
+    spectra, wl, meta = load_usgs_library(shared_data / "usgs_library_cuprite" / "USGS_1995_Library.mat")
+    assert spectra.shape == (498, 224) and wl.shape == (224,)
+    assert wl[0] == pytest.approx(383.15, abs=0.01) and wl[-1] == pytest.approx(2508.2, abs=0.1)
+    assert meta["NAME"].iloc[0] == "Acmite NMNH133746" and meta["LEVEL_2"].iloc[0] == "acmite"
+    cube, e, a = synthetic_scene(sensor, 20, 18, 5, 0.0, seed=2, library=(spectra, wl, meta), classes=("mineral",))
+    n = len(sensor_bands(sensor))
+    assert cube.shape == (n, 20, 18) and e.shape == (n, 5) and cube.attrs["mixing"] == "linear"
+    assert cube.attrs["endmembers"].count("mineral:") == 5
+    x, *_ = np.linalg.lstsq(e, cube.values.reshape(n, -1), rcond=None)
+    np.testing.assert_allclose(x, a.reshape(5, -1), atol=1e-6)
+    bil, e2, a2 = synthetic_scene(sensor, 20, 18, 5, 0.0, seed=2, library=(spectra, wl, meta), classes=("mineral",),
+                                  mixing="bilinear")
+    np.testing.assert_array_equal(e2, e)
+    assert float(np.abs(bil.values - cube.values).max()) > 1e-3  # interactions change the spectra

@@ -4,9 +4,11 @@ The generator is deliberately general; its parts can be used alone:
 
 - :func:`abundance_field`: spatially structured abundance maps on the simplex (K, H, W).
 - :func:`load_earthlib` / :func:`select_endmembers`: real endmember spectra from the earthlib library
-  (measured soils, urban materials and NPV; PROSAIL-simulated canopies).
+  (measured soils, urban materials and NPV; PROSAIL-simulated canopies); :func:`load_usgs_library`: the
+  USGS 1995 mineral library convolved to AVIRIS (498 minerals, class ``mineral``).
 - :func:`~hsikit.data.spectral.resample_spectra`: library spectra to any sensor's Gaussian bands.
-- :func:`linear_mixture`: the linear mixing model ``Y = E A``.
+- :func:`linear_mixture`: the linear mixing model ``Y = E A``; :func:`bilinear_mixture`: the Fan
+  bilinear model (second-order interactions).
 - :func:`add_sensor_noise`: band- and signal-dependent (Poisson-Gaussian) noise.
 - :func:`synthetic_scene`: all of the above as a cube of the :mod:`hsikit.cube` model.
 
@@ -164,6 +166,31 @@ def linear_mixture(endmembers: Any, abundances: Any) -> Any:
     return (endmembers @ flat).reshape((endmembers.shape[0], *abundances.shape[1:]))
 
 
+def bilinear_mixture(endmembers: Any, abundances: Any, gamma: Any = 1.0) -> Any:
+    """Fan bilinear mixing model: linear mixing plus second-order interaction terms.
+
+    .. math::
+
+        y = \\sum_k a_k e_k + \\sum_{i<j} \\gamma_{ij}\\, a_i a_j\\, (e_i \\odot e_j)
+
+    (Fan et al. 2009; :math:`\\gamma = 1`, the generalised bilinear model of Halimi et al. 2011 with
+    :math:`\\gamma_{ij} \\in [0, 1]`). ``endmembers`` E (L, K), ``abundances`` A (K, H, W) or (K, N);
+    ``gamma`` a scalar or a (K, K) matrix (upper triangle used). Returns (L, H, W) / (L, N) float64.
+    """
+    e = np.asarray(endmembers, float)
+    a = np.asarray(abundances, float)
+    k = e.shape[1]
+    if a.shape[0] != k:
+        raise UsageError(f"{k} endmembers but {a.shape[0]} abundance maps")
+    g = np.broadcast_to(np.asarray(gamma, float), (k, k))
+    flat = a.reshape(k, -1)
+    y = e @ flat
+    for i in range(k):
+        for j in range(i + 1, k):
+            y += g[i, j] * (e[:, i] * e[:, j])[:, None] * (flat[i] * flat[j])[None, :]
+    return y.reshape((e.shape[0], *a.shape[1:]))
+
+
 # ------------------------------------------------------------------------------------ earthlib
 
 
@@ -251,6 +278,47 @@ def load_earthlib(
                 raise UsageError(f"no earthlib spectra of class {c!r}")
             keep |= m
     return values[keep].copy(), wavelength.copy(), meta[keep].reset_index(drop=True)
+
+
+def load_usgs_library(path: str | Path) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """The USGS 1995 mineral library convolved to AVIRIS (``USGS_1995_Library.mat``, SUnSAL/Cuprite demos).
+
+    The file's ``datalib`` is (224, 501): column 0 the wavelength in um, 1 the resolution in um, 2 the
+    channel number (with fill values), columns 3-500 the 498 mineral spectra; ``names`` (501, 29) uint8
+    holds the names row by row.
+
+    Returns
+    -------
+    spectra
+        Reflectance (498, 224), float64.
+    wavelength
+        Band centres in nm (224,), 383-2508 nm.
+    metadata
+        One row per spectrum: ``row``, ``NAME`` (e.g. ``"Alunite GDS84 Na03"``), ``LEVEL_1`` =
+        ``"mineral"``, ``LEVEL_2`` = the mineral (first word, lower case), ``LEVEL_3`` = the full name in
+        lower case, and ``fwhm_nm`` (the library's resolution; a few entries are not minerals, e.g.
+        ``Lawn_Grass``); usable with :func:`select_endmembers`
+        (``classes=("mineral",)``) and :func:`synthetic_scene` (``library=``).
+    """
+    from hsikit.io.matlab import read_matlab_array
+
+    lib = np.asarray(read_matlab_array(path, "datalib"), float)
+    raw = np.asarray(read_matlab_array(path, "names"))
+    if lib.ndim != 2 or lib.shape[1] < 4:
+        raise MetadataError(f"datalib has shape {lib.shape}, expected (bands, 3 + spectra)", path)
+    names = ["".join(chr(int(c)) for c in row).strip() for row in raw] if raw.dtype.kind in "ui" else [str(r).strip() for r in raw]
+    if len(names) != lib.shape[1]:
+        raise MetadataError(f"{len(names)} names for {lib.shape[1]} datalib columns", path)
+    spectra = lib[:, 3:].T.copy()
+    if not np.isfinite(spectra).all() or spectra.min() < -1e3:
+        raise MetadataError("mineral spectra hold fill values", path)
+    names = names[3:]
+    meta = pd.DataFrame({
+        "row": np.arange(len(names)), "NAME": names, "LEVEL_1": "mineral",
+        "LEVEL_2": [n.split()[0].lower() if n else "" for n in names], "LEVEL_3": [n.lower() for n in names],
+        "fwhm_nm": np.median(lib[:, 1]) * 1000.0,
+    })
+    return spectra, lib[:, 0] * 1000.0, meta
 
 
 def spectral_angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -457,6 +525,8 @@ def synthetic_scene(
     library: tuple[np.ndarray, np.ndarray, pd.DataFrame] | None = None,
     selected: Endmembers | None = None,
     dtype: Any = np.float64,
+    mixing: str = "linear",
+    bilinear_gamma: float = 1.0,
     **cube_kwargs: Any,
 ) -> tuple[xr.DataArray, np.ndarray, np.ndarray]:
     """A linear-mixture scene from earthlib endmembers, resampled to a sensor's bands.
@@ -493,6 +563,9 @@ def synthetic_scene(
         are not used; ``n_endmembers`` must match).
     dtype
         dtype of the cube values.
+    mixing
+        ``"linear"`` (:func:`linear_mixture`) or ``"bilinear"`` (:func:`bilinear_mixture` with
+        ``bilinear_gamma``; the cube is then no longer ``E A``).
     **cube_kwargs
         Extra arguments of :func:`hsikit.cube.make_cube` (``crs``, ``transform``, ``acquisition_time``, ...).
 
@@ -510,6 +583,8 @@ def synthetic_scene(
     """
     if noise_model not in ("gaussian", "sensor"):
         raise UsageError(f"noise_model must be 'gaussian' or 'sensor', got {noise_model!r}")
+    if mixing not in ("linear", "bilinear"):
+        raise UsageError(f"mixing must be 'linear' or 'bilinear', got {mixing!r}")
     if noise_sigma < 0:
         raise UsageError(f"noise_sigma must be >= 0, got {noise_sigma}")
     bands = _bands(sensor)
@@ -531,7 +606,7 @@ def synthetic_scene(
         height, width, n_endmembers, scales=scales, concentration=concentration, proportions=proportions,
         seed=np.random.default_rng(seq_ab),
     )
-    clean = linear_mixture(endmembers, abundances)
+    clean = linear_mixture(endmembers, abundances) if mixing == "linear" else bilinear_mixture(endmembers, abundances, bilinear_gamma)
     if noise_sigma > 0:
         noise_rng = np.random.default_rng(seq_noise)
         if noise_model == "gaussian":
@@ -545,6 +620,7 @@ def synthetic_scene(
         band_names=list(bands.names), **cube_kwargs,
     )
     cube.attrs["endmembers"] = ", ".join(em.names)
+    cube.attrs["mixing"] = mixing if mixing == "linear" else f"bilinear (Fan, gamma={bilinear_gamma:g})"
     if outside.any():
         cube.attrs["extrapolated_bands"] = ",".join(str(int(b) + 1) for b in np.flatnonzero(outside))
     return cube, endmembers, abundances
