@@ -44,16 +44,71 @@ def test_round_trip_band_subset_keeps_band_numbers(tmp_path, enmap_tile: Path, s
         assert back["band"].values.tolist() == cube["band"].values.tolist()
 
 
+def _ifds(path: Path) -> list[dict[int, list[int]]]:
+    """Walk the IFD chain of a classic or BigTIFF file: per IFD, {tag: values} for offset tags + IFD offset."""
+    import struct
+
+    data = path.read_bytes()
+    bo = "<" if data[:2] == b"II" else ">"
+    big = struct.unpack(bo + "H", data[2:4])[0] == 43
+    off = struct.unpack(bo + ("Q" if big else "I"), data[(8 if big else 4):(16 if big else 8)])[0]
+    sizes = {3: ("H", 2), 4: ("I", 4), 16: ("Q", 8)}
+    out = []
+    while off:
+        n = struct.unpack(bo + ("Q" if big else "H"), data[off:off + (8 if big else 2)])[0]
+        p = off + (8 if big else 2)
+        entry = 20 if big else 12
+        tags: dict[int, list[int]] = {-1: [off]}
+        for i in range(n):
+            e = data[p + i * entry:p + (i + 1) * entry]
+            tag, typ = struct.unpack(bo + "HH", e[:4])
+            count = struct.unpack(bo + ("Q" if big else "I"), e[4:(12 if big else 8)])[0]
+            if tag in (324, 256) and typ in sizes:  # TileOffsets, ImageWidth
+                fmt, sz = sizes[typ]
+                inline = e[(12 if big else 8):]
+                raw = inline if count * sz <= len(inline) else data[(vo := struct.unpack(bo + ("Q" if big else "I"), inline)[0]):vo + count * sz]
+                tags[tag] = list(struct.unpack(bo + fmt * count, raw[:count * sz]))
+        out.append(tags)
+        p += n * entry
+        off = struct.unpack(bo + ("Q" if big else "I"), data[p:p + (8 if big else 4)])[0]
+    return out
+
+
+def assert_cog_layout(path: Path) -> None:
+    """COG layout: every IFD before any tile data; overview tiles before full-resolution tiles."""
+    ifds = _ifds(path)
+    first_tile = min(min(t for t in d[324] if t) for d in ifds)
+    assert max(d[-1][0] for d in ifds) < first_tile, "an IFD comes after pixel data"
+    widths = [d[256][0] for d in ifds]
+    assert widths == sorted(widths, reverse=True), "full resolution first, then smaller overviews"
+    starts = [min(t for t in d[324] if t) for d in ifds]
+    assert starts == sorted(starts, reverse=True), "overview data must precede full-resolution data"
+
+
+def test_large_cog_has_overviews_in_cog_order(tmp_path):
+    from hsikit.cube import make_cube
+
+    data = np.random.default_rng(0).integers(0, 10000, (3, 1100, 700)).astype(np.int16)
+    cube = make_cube(data, wavelength=[500.0, 600.0, 700.0], crs="EPSG:32633",
+                     transform=rasterio.Affine(30, 0, 4e5, 0, -30, 5.8e6), nodata=-1)
+    out = save_cube(cube, tmp_path / "big.tif")
+    with rasterio.open(out) as src:
+        assert src.overviews(1) == [2, 4] and src.profile["interleave"] == "band"
+        np.testing.assert_array_equal(src.read(), data)
+    assert_cog_layout(out)
+
+
 def test_cog_is_valid_and_gdal_sees_wavelengths(tmp_path, enmap_tile: Path):
     out = save_cube(open_cube(enmap_tile), tmp_path / "o.tif")
     with rasterio.open(out) as src:
         assert src.driver == "GTiff" and src.profile["tiled"]
-        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert src.profile["interleave"] == "band"
         assert float(src.tags(1)["wavelength"]) == pytest.approx(418.24)
         assert src.tags(1)["wavelength_units"] == "Nanometers"
         assert float(src.tags(1, ns="IMAGERY")["CENTRAL_WAVELENGTH_UM"]) == pytest.approx(0.41824)
         assert src.tags(130)["bbl"] == "0" and src.scales[0] == pytest.approx(1e-4)
         assert src.descriptions[0] == "band 1 (418.24 Nanometers)"
+    assert_cog_layout(out)
 
 
 def test_time_series_to_netcdf_and_zarr(tmp_path):

@@ -14,7 +14,7 @@ from typing import Any
 import xarray as xr
 
 # GDAL's block cache defaults to 5% of RAM; a fixed size keeps memory independent of the scene.
-os.environ.setdefault("GDAL_CACHEMAX", "256")
+os.environ.setdefault("GDAL_CACHEMAX", "64")  # MB; measured in scripts/bench/engine_memory.py
 
 from hsikit.cube import select_bands
 from hsikit.errors import InputError, UsageError

@@ -27,6 +27,8 @@ from hsikit.io.atomic import check_output, replace as replace_path, temporary_si
 from hsikit.io.bandmeta import write_band_meta
 
 BLOCK = 256
+#: tile edge of the final COG
+COG_BLOCK = 512
 
 
 @dataclass
@@ -123,8 +125,34 @@ def _creation_options(meta: RasterMeta, compress: str) -> dict[str, Any]:
     return opts
 
 
+def overview_factors(width: int, height: int, block: int = COG_BLOCK) -> list[int]:
+    """Overview decimation factors 2, 4, 8, ... until the coarsest level fits in one block."""
+    factors, k = [], 2
+    while max(width, height) / (k // 2) > block:
+        factors.append(k)
+        k *= 2
+    return factors
+
+
+def _build_overviews(path: Path, resampling: str) -> None:
+    """Add internal overviews to a tiled, band-interleaved GeoTIFF (band by band: memory is bounded)."""
+    from rasterio.enums import Resampling
+
+    with rasterio.open(path, "r+") as ds:
+        factors = overview_factors(ds.width, ds.height)
+        if factors:
+            ds.build_overviews(factors, Resampling[resampling])
+
+
 class GeoTiffWriter:
     """Windowed, atomic GeoTIFF/COG writer.
+
+    The COG is **band-interleaved** (each tile holds one band), as hyperspectral readers need: a
+    pixel-interleaved COG (what GDAL < 3.11's COG driver writes) makes a 512x512 tile of a 224-band
+    float cube 235 MB, so reading one band decompresses all of them and writing needs memory that
+    grows with the scene width. It is built the classic way: tiled GeoTIFF -> internal overviews
+    (band by band) -> ``COPY_SRC_OVERVIEWS=YES`` copy, which puts every IFD before the pixel data
+    and the overviews before the full-resolution tiles (the COG layout).
 
     Use as a context manager: windows are written into a tiled GeoTIFF under a temporary name next
     to ``path``; on a clean exit the metadata is written, the file is converted to a Cloud-Optimized
@@ -193,10 +221,11 @@ class GeoTiffWriter:
         if self.cog:
             cog_tmp = temporary_sibling(self.path, "cog")
             try:
-                opts = {k: v for k, v in _creation_options(m, self.compress).items()
-                        if k in ("compress", "predictor", "BIGTIFF", "NUM_THREADS")}
-                rasterio.shutil.copy(self._tmp, cog_tmp, driver="COG", blocksize=max(128, _block(max(m.width, m.height), 512)),
-                                     overview_resampling=self.overview_resampling, **opts)
+                _build_overviews(self._tmp, self.overview_resampling)
+                opts = _creation_options(m, self.compress)
+                edge = max(128, _block(max(m.width, m.height), COG_BLOCK))  # square tiles, as GDAL's COG driver
+                opts.update(blockxsize=edge, blockysize=edge, COPY_SRC_OVERVIEWS="YES")
+                rasterio.shutil.copy(self._tmp, cog_tmp, **opts)
             except BaseException:
                 _remove(cog_tmp)
                 raise
