@@ -62,6 +62,10 @@ def describe_cube(cube: xr.DataArray) -> dict[str, Any]:
         "acquisition_time": cube.attrs.get("acquisition_time") or None,
         "lazy": cube.chunks is not None,
     }
+    if out["sensor"] is None and out["wavelengths_known"]:
+        from hsikit.data.sensors import identify_sensor
+
+        out["sensor_from_wavelengths"] = identify_sensor(wl)
     if TIME in cube.dims:
         out["times"] = [str(v)[:19] for v in cube[TIME].values]
     return out
@@ -81,7 +85,8 @@ def describe_path(path: str | os.PathLike, *, format: str | None = None) -> dict
 def format_description(d: dict[str, Any]) -> str:
     """Human-readable text of :func:`describe_cube`'s dict."""
     lines = [f"{d['path']}  [{d.get('format', '?')}]"]
-    lines.append(f"  sensor        {d['sensor'] or 'unknown'}")
+    guess = d.get("sensor_from_wavelengths")
+    lines.append(f"  sensor        {d['sensor'] or (f'unknown ({guess} band centres)' if guess else 'unknown')}")
     lines.append(f"  shape         {' x '.join(f'{n} {k}' for k, n in zip(d['dims'], d['shape']))}  ({d['dtype']})")
     if d["crs"]:
         res = d["resolution"]

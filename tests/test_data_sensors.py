@@ -50,3 +50,16 @@ def test_arrays_are_read_only_and_unknown_sensor() -> None:
         sensor_bands("enmap").wavelength[0] = 0.0
     with pytest.raises(UsageError, match="unknown sensor"):
         sensor_bands("landsat-42")
+
+
+def test_identify_sensor_from_wavelengths(enmap_tile) -> None:
+    import hsikit
+    from hsikit.data.sensors import identify_sensor, sensor_bands
+
+    cube = hsikit.open(enmap_tile)
+    assert identify_sensor(cube["wavelength"].values) == "enmap"
+    assert identify_sensor(hsikit.open(enmap_tile, bands="torchgeo202")["wavelength"].values) == "enmap"
+    assert identify_sensor(sensor_bands("sentinel2").wavelength) == "sentinel2"
+    assert identify_sensor(cube["wavelength"].values[:50]) is None  # a VNIR subset is not "EnMAP"
+    assert identify_sensor(cube["wavelength"].values + 5.0) is None
+    assert hsikit.describe(cube)["sensor_from_wavelengths"] == "enmap"

@@ -126,3 +126,20 @@ def sensor_bands(name: str) -> SensorBands:
         If the sensor is unknown.
     """
     return _load(_canonical(name))
+
+
+def identify_sensor(wavelength: np.ndarray, tolerance_nm: float = 1.0) -> str | None:
+    """The shipped sensor whose band centres match ``wavelength`` (nm), or None.
+
+    A match needs every band centre within ``tolerance_nm`` of a band of that sensor and at least
+    90% of the sensor's bands present (band subsets such as EnMAP's 202 torchgeo bands match).
+    """
+    wl = np.asarray(wavelength, float)
+    if wl.size == 0 or not np.isfinite(wl).all():
+        return None
+    for key in available_sensors():
+        ref = _load(key).wavelength
+        nearest = np.abs(wl[:, None] - ref[None, :]).min(axis=1)
+        if (nearest <= tolerance_nm).all() and wl.size >= 0.9 * ref.size and wl.size <= ref.size:
+            return key
+    return None
