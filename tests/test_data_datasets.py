@@ -128,12 +128,14 @@ def test_datamodule_trains_a_tiny_model(shared_data: Path) -> None:
             super().__init__()
             self.net = torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv3d(4, 1, 3, padding=1))
             self.losses: list[float] = []
+            self.noise_std: list[float] = []
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x - self.net(x[:, None])[:, 0]
 
         def training_step(self, batch, _):
             assert batch["noisy"].shape == batch["clean"].shape and batch["wavelength"].shape == batch["clean"].shape[:2]
+            self.noise_std.append(float((batch["noisy"] - batch["clean"]).std()))
             loss = torch.nn.functional.mse_loss(self(batch["noisy"]), batch["clean"])
             self.losses.append(float(loss.detach()))
             return loss
@@ -155,9 +157,19 @@ def test_datamodule_trains_a_tiny_model(shared_data: Path) -> None:
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     scenes = {s for b in dm.train_dataloader() for s in b["scene"]}
     assert scenes and not scenes & set(catalog.TEST_SCENES)
+    np.testing.assert_allclose(model.noise_std, 50 / 255, rtol=0.05)
     dm.setup("test")
     test_scenes = {dm.test_set.dataset.scenes[j].id for j, _, _ in dm.test_set.dataset.windows}
     assert test_scenes == {"enmap/tile_96_96", "enmap/tile_128_128"}
+    # the same recipe drawn per batch on the training device (Lightning's on_after_batch_transfer)
+    batched = DenoisingDataModule("gaussian:50/255", root=shared_data, groups=["enmap", "muufl"], patch_size=16,
+                                  batch_size=4, train_length=24, seed=0, train_noise_on="batch")
+    model2 = TinyDenoiser()
+    L.Trainer(fast_dev_run=2, accelerator="cpu", logger=False, enable_progress_bar=False,
+              enable_model_summary=False).fit(model2, datamodule=batched)
+    np.testing.assert_allclose(model2.noise_std, 50 / 255, rtol=0.05)
+    raw = next(iter(batched.train_dataloader()))
+    assert torch.equal(raw["noisy"], raw["clean"])  # outside a Trainer the loader yields clean pairs
 
 
 # ------------------------------------------------------------------- EnMAP tiles as a torchgeo GeoDataset

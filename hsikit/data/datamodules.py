@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from hsikit.data.datasets.catalog import GROUPS, load_scenes
@@ -31,6 +32,7 @@ from hsikit.data.datasets.patches import (
     collate_patches,
     seed_worker,
 )
+from hsikit.errors import UsageError
 
 
 class DenoisingDataModule(L.LightningDataModule):
@@ -56,6 +58,10 @@ class DenoisingDataModule(L.LightningDataModule):
         Seed of crops, augmentation and noise.
     blur_ratio
         Also blur + decimate the noisy input by this factor (super-resolution pairs).
+    train_noise_on
+        ``"sample"``: the training noise is drawn per sample in the DataLoader (workers, CPU);
+        ``"batch"``: it is drawn per batch on the training device after the transfer (Lightning's
+        ``on_after_batch_transfer``; fast on a GPU). Val/test noise is always fixed per sample.
     """
 
     def __init__(
@@ -72,8 +78,14 @@ class DenoisingDataModule(L.LightningDataModule):
         train_length: int = 2000,
         seed: int = 0,
         blur_ratio: int | None = None,
+        train_noise_on: str = "sample",
     ) -> None:
         super().__init__()
+        if train_noise_on not in ("sample", "batch"):
+            raise UsageError(f"train_noise_on must be 'sample' or 'batch', got {train_noise_on!r}")
+        self.train_noise_on = train_noise_on
+        self._batch_recipe: Any = None
+        self._batch_generator: torch.Generator | None = None
         self.noise = noise
         default_eval = "mixture" if noise.strip().lower().startswith("complex") else noise
         self.val_noise = val_noise or default_eval
@@ -96,7 +108,9 @@ class DenoisingDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
             patches = RandomPatches(self._scenes("train"), self.patch_size, self.train_length, seed=self.seed)
-            self.train_set = NoisyPairs(patches, self.noise, seed=self.seed, blur_ratio=self.blur_ratio)
+            per_sample = self.train_noise_on == "sample"
+            self.train_set = NoisyPairs(patches, self.noise if per_sample else None, seed=self.seed,
+                                        blur_ratio=self.blur_ratio)
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = NoisyPairs(GridPatches(self._scenes("val"), self.patch_size), self.val_noise,
                                       seed=self.seed + 1, fixed=True, blur_ratio=self.blur_ratio)
@@ -109,6 +123,21 @@ class DenoisingDataModule(L.LightningDataModule):
         sampler = BandGroupedBatchSampler(ds.band_counts, self.batch_size, shuffle=shuffle, seed=self.seed)
         return DataLoader(ds, batch_sampler=sampler, num_workers=self.num_workers, collate_fn=collate_patches,
                           worker_init_fn=seed_worker, persistent_workers=False)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """With ``train_noise_on="batch"``: add the training noise to the batch on its device."""
+        trainer = getattr(self, "trainer", None)
+        if self.train_noise_on != "batch" or trainer is None or not trainer.training:
+            return batch
+        from hsikit.data.degrade import parse_noise
+
+        clean = batch["noisy"]  # the (blurred) clean input; noise-free until here
+        if self._batch_recipe is None:
+            self._batch_recipe = parse_noise(self.noise)
+        if self._batch_generator is None or self._batch_generator.device != clean.device:
+            self._batch_generator = torch.Generator(device=clean.device).manual_seed(self.seed)
+        batch["noisy"] = self._batch_recipe(clean, self._batch_generator)
+        return batch
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)
