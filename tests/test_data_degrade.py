@@ -330,3 +330,24 @@ def test_cli_degrade_errors(capsys, tmp_path, enmap_tile) -> None:
     rc, _, err = _cli(capsys, "degrade", str(enmap_tile), str(tmp_path / "o.tif"), "--noise", "gauss:1")
     assert rc == 2 and "unknown noise 'gauss'" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_degrade_sentinel2_time_series(shared_data, tmp_path) -> None:
+    import hsikit
+    from hsikit.data.degrade import degrade_cube
+    from hsikit.io.sentinel2 import read_sentinel2
+
+    series = read_sentinel2(shared_data / "sentinel2_sen2r_barbellino")  # (2, 11, 42, 24) uint16 + SCL
+    noisy = degrade_cube(series, "gaussian:0.01", seed=0)
+    assert noisy.dims == series.dims and noisy.shape == series.shape
+    np.testing.assert_array_equal(noisy["time"].values, series["time"].values)
+    clean = hsikit.to_reflectance(series).values
+    diff = noisy.values - clean
+    ok = np.isfinite(diff)
+    assert float(np.std(diff[ok])) == pytest.approx(0.01, rel=0.05)
+    assert np.array_equal(np.isnan(noisy.values), np.isnan(clean))  # nodata stays nodata
+    low = degrade_cube(series, None, blur_ratio=2)
+    assert low.shape == (2, 11, 21, 12) and low.rio.transform().a == 20.0
+    out = hsikit.save(noisy, tmp_path / "series.nc")  # (the writer keeps band coords; clear/scl are dropped)
+    back = hsikit.open(out)
+    assert back.dims == ("time", "band", "y", "x") and back.shape == series.shape
