@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -118,6 +119,9 @@ def test_shape_errors():
 
 from hsikit.layers.kernels.essa_triton import essa_attention_triton  # noqa: E402
 
+# the kernels run interpreted on CPU tensors, or compiled on the GPU with HSIKIT_GPU_TESTS=1
+DEV = "cuda" if os.environ.get("HSIKIT_GPU_TESTS") == "1" and torch.cuda.is_available() else "cpu"
+
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a.double() - b.double()).abs().max() / b.double().abs().max()).item()
@@ -137,8 +141,8 @@ CASES = [(2, 37, 12, None), (1, 150, 31, 3), (2, 97, 40, 2), (1, 33, 103, None)]
 @pytest.mark.parametrize("b,n,c,splits", CASES)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_fused_equals_reference(b, n, c, splits, dtype):
-    qkv = _qkv(b, n, c, seed=n + c, dtype=dtype)
-    gy = torch.randn(b, n, c, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    qkv = _qkv(b, n, c, seed=n + c, dtype=dtype).to(DEV)
+    gy = torch.randn(b, n, c, generator=torch.Generator().manual_seed(1), dtype=dtype).to(DEV)
     y0, g0 = _fwd_bwd(essa_attention_reference, qkv, c, gy)
     y1, g1 = _fwd_bwd(lambda q, k, v: essa_attention_triton(q, k, v, splits=splits), qkv, c, gy)
     tol = 1e-12 if dtype == torch.float64 else 1e-5
@@ -151,7 +155,7 @@ def test_fused_equals_reference(b, n, c, splits, dtype):
 
 def test_fused_bf16_against_float64():
     b, n, c = 2, 45, 24
-    qkv = _qkv(b, n, c, seed=3, dtype=torch.float32).to(torch.bfloat16)
+    qkv = _qkv(b, n, c, seed=3, dtype=torch.float32).to(device=DEV, dtype=torch.bfloat16)
     y1 = essa_attention_triton(*qkv.split(c, dim=-1))
     y0 = essa_attention_reference(*qkv.double().split(c, dim=-1))
     assert y1.dtype == torch.bfloat16 and _rel(y1, y0) < 1e-2
@@ -163,8 +167,8 @@ def test_dispatch_and_module_under_fused_mode(monkeypatch):
     calls = []
     monkeypatch.setattr(kern, "essa_attention_triton", lambda *a: calls.append(1) or essa_attention_triton(*a))
     torch.manual_seed(4)
-    m = ESSAttention(20).double()
-    x = torch.randn(2, 50, 20, dtype=torch.float64)
+    m = ESSAttention(20).double().to(DEV)
+    x = torch.randn(2, 50, 20, dtype=torch.float64).to(DEV)
     grads = {}
     for mode in ("reference", "fused"):
         m.zero_grad()
@@ -177,7 +181,7 @@ def test_dispatch_and_module_under_fused_mode(monkeypatch):
     for name, g in grads["reference"][1].items():
         assert _rel(grads["fused"][1][name], g) < 1e-12, name
     with kernel_mode("auto"):                       # CPU tensors: the reference, never the kernel
-        m(x)
+        m.cpu()(x.cpu())
     assert calls == [1]
 
 
@@ -193,7 +197,7 @@ def test_fused_on_real_enmap_tokens(enmap_tile):
     gy = torch.randn(1, 64, 224)
     qkv = torch.cat([q, k, v], dim=-1)
     y0, g0 = _fwd_bwd(essa_attention_reference, qkv.double(), 224, gy.double())
-    y1, g1 = _fwd_bwd(essa_attention_triton, qkv, 224, gy)
+    y1, g1 = _fwd_bwd(essa_attention_triton, qkv.to(DEV), 224, gy.to(DEV))
     assert _rel(y1, y0) < 1e-5
     for part in range(3):
         sl = slice(part * 224, (part + 1) * 224)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -169,6 +170,9 @@ def test_linear_recurrence_closed_form():
 from hsikit.layers.kernels.dispatch import kernel_mode  # noqa: E402
 from hsikit.layers.kernels.scan_triton import selective_scan_triton  # noqa: E402
 
+# the kernels run interpreted on CPU tensors, or compiled on the GPU with HSIKIT_GPU_TESTS=1
+DEV = "cuda" if os.environ.get("HSIKIT_GPU_TESTS") == "1" and torch.cuda.is_available() else "cpu"
+
 
 def _rel(a, b):
     return ((a.double() - b.double()).abs().max() / b.double().abs().max()).item()
@@ -182,13 +186,14 @@ FUSED_CASES = [(2, 37, 5, 4, 16, True), (1, 21, 40, 16, 8, True), (2, 19, 7, 3, 
 @pytest.mark.parametrize("b,l,d,n,chunk,full", FUSED_CASES)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_fused_scan_equals_reference(b, l, d, n, chunk, full, dtype):
-    x, delta, A, B, C, D, h0 = _inputs(b, l, d, n, seed=l + d, dtype=dtype, requires_grad=True)
+    x, delta, A, B, C, D, h0 = (t.detach().to(DEV).requires_grad_(True)
+                                for t in _inputs(b, l, d, n, seed=l + d, dtype=dtype))
     ins = (x, delta, A, B, C) + ((D, h0) if full else ())
     extra = {"initial_state": h0} if full else {}
     Dm = D if full else None
     g = torch.Generator().manual_seed(9)
-    gy = torch.randn(b, l, d, generator=g, dtype=dtype)
-    gh = torch.randn(b, d, n, generator=g, dtype=dtype)
+    gy = torch.randn(b, l, d, generator=g, dtype=dtype).to(DEV)
+    gh = torch.randn(b, d, n, generator=g, dtype=dtype).to(DEV)
     y0, hl0 = selective_scan_reference(x, delta, A, B, C, Dm, return_state=True, **extra)
     y1, hl1 = selective_scan_triton(x, delta, A, B, C, Dm, return_state=True, chunk=chunk, **extra)
     tol = 1e-12 if dtype == torch.float64 else 1e-5
@@ -205,8 +210,8 @@ def test_dispatch_scan_and_mamba_block_under_fused_mode(monkeypatch):
     calls = []
     monkeypatch.setattr(kern, "selective_scan_triton", lambda *a, **k: calls.append(1) or selective_scan_triton(*a, **k))
     torch.manual_seed(2)
-    m = MambaBlock(12, d_state=4).double()
-    x = torch.randn(2, 15, 12, dtype=torch.float64)
+    m = MambaBlock(12, d_state=4).double().to(DEV)
+    x = torch.randn(2, 15, 12, dtype=torch.float64).to(DEV)
     out = {}
     for mode in ("reference", "fused"):
         m.zero_grad()
@@ -219,5 +224,5 @@ def test_dispatch_scan_and_mamba_block_under_fused_mode(monkeypatch):
     for name, gr in out["reference"][1].items():
         assert _rel(out["fused"][1][name], gr) < 1e-12, name
     with kernel_mode("auto"):                       # CPU tensors: the PyTorch scan
-        m(x)
+        m.cpu()(x.cpu())
     assert calls == [1]

@@ -167,28 +167,28 @@ def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
     dx = (ds * xs).view(b, nc, T, d, 1)
     Bc, Cc = Bs.view(b, nc, T, 1, n), Cs.view(b, nc, T, 1, n)
 
-    # (1) local recurrences of all chunks at once, from a zero state: the chunk-end states
-    decays, inputs = [], []
-    hl = xs.new_zeros(b, nc, d, n)
-    for t in range(T):
-        decays.append(torch.exp(dsc[:, :, t, :, None] * As))               # (B, nc, D, N)
-        inputs.append(dx[:, :, t] * Bc[:, :, t])
-        hl = decays[t] * hl + inputs[t]
-
-    # (2) carry the state across chunks with the whole-chunk decays exp(sum_t delta_t A)
-    chunk_decay = torch.exp(dsc.sum(2)[..., None] * As)                      # (B, nc, D, N)
-    starts = [h0]
-    for c in range(nc - 1):
-        starts.append(chunk_decay[:, c] * starts[-1] + hl[:, c])
-    h_last = chunk_decay[:, -1] * starts[-1] + hl[:, -1]
-
-    # (3) the exact recurrence again in all chunks at once, now from the true chunk-start states
-    h = torch.stack(starts, dim=1)
+    decays = [torch.exp(dsc[:, :, t, :, None] * As) for t in range(T)]     # (B, nc, D, N) each
+    inputs = [dx[:, :, t] * Bc[:, :, t] for t in range(T)]
+    if nc == 1:  # one chunk: the plain sequential recurrence from h0
+        h = h0[:, None]
+    else:
+        # (1) local recurrences of all chunks at once, from a zero state: the chunk-end states
+        hl = torch.zeros_like(inputs[0])
+        for t in range(T):
+            hl = decays[t] * hl + inputs[t]
+        # (2) carry the state across chunks with the whole-chunk decays exp(sum_t delta_t A)
+        chunk_decay = torch.exp(dsc.sum(2)[..., None] * As)                  # (B, nc, D, N)
+        starts = [h0]
+        for c in range(nc - 1):
+            starts.append(chunk_decay[:, c] * starts[-1] + hl[:, c])
+        h = torch.stack(starts, dim=1)
+    # (3) the exact recurrence in all chunks at once, from the true chunk-start states
     ys = []
     for t in range(T):
         h = decays[t] * h + inputs[t]
         ys.append((h * Cc[:, :, t]).sum(-1))                                # (B, nc, D)
     y = torch.stack(ys, dim=2)                                               # (B, nc, T, D)
+    h_last = h[:, -1]
     y = y.reshape(b, nc * T, d)[:, :l]
     if D is not None:
         y = y + xs[:, :l] * D.to(ct)
