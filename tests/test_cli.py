@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 import shutil
 import subprocess
@@ -50,7 +52,16 @@ def test_convert(capsys, tmp_path, enmap_tile: Path, suffix, bands, count):
 def test_bad_inputs_one_line_exit_2(capsys, tmp_path, enmap_tile: Path):
     junk = tmp_path / "junk.tif"
     junk.write_text("hello")
+    truncated = tmp_path / "truncated.tif"
+    truncated.write_bytes(enmap_tile.read_bytes()[:100_000])
+    envi_dir = Path(__file__).parent / "data" / "envi"
+    (tmp_path / "w.bsq").write_bytes((envi_dir / "tiny_bsq.bsq").read_bytes())
+    header = re.sub(r"wavelength = \{[^}]*\}", "wavelength = {0.4, 0.5}", (envi_dir / "tiny_bsq.hdr").read_text())
+    (tmp_path / "w.hdr").write_text(header)
     cases = [
+        (("info", str(truncated)), "truncated.tif: read failed, the file may be truncated or corrupt"),
+        (("convert", str(truncated), str(tmp_path / "o.tif")), "truncated.tif: read failed"),
+        (("info", str(tmp_path / "w.bsq")), "w.hdr: header lists 2 wavelengths but the image has 5 bands"),
         (("info", str(tmp_path / "missing.tif")), "missing.tif: file not found"),
         (("info", str(junk)), "junk.tif: not a readable raster"),
         (("convert", str(enmap_tile), str(tmp_path / "no" / "o.tif")), "output folder"),
