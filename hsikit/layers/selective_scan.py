@@ -155,9 +155,11 @@ def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
     if l == 0:
         y = xs.new_zeros(b, 0, d).to(x.dtype)
         return (y, h0) if return_state else y
-    T = min(chunk_size or default_chunk_size(l, b * d * n), l)
-    if T < 1:
+    if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"selective scan: chunk_size must be >= 1, got {chunk_size}")
+    T = min(chunk_size or default_chunk_size(l, b * d * n), l)
+    if T == l:  # one chunk: the plain sequential loop
+        return selective_scan_reference(x, delta, A, B, C, D, initial_state=initial_state, return_state=return_state)
     nc = -(-l // T)
     pad = nc * T - l
     if pad:  # delta = 0 -> decay 1 and input 0: padded steps leave the state unchanged
@@ -169,19 +171,16 @@ def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
 
     decays = [torch.exp(dsc[:, :, t, :, None] * As) for t in range(T)]     # (B, nc, D, N) each
     inputs = [dx[:, :, t] * Bc[:, :, t] for t in range(T)]
-    if nc == 1:  # one chunk: the plain sequential recurrence from h0
-        h = h0[:, None]
-    else:
-        # (1) local recurrences of all chunks at once, from a zero state: the chunk-end states
-        hl = torch.zeros_like(inputs[0])
-        for t in range(T):
-            hl = decays[t] * hl + inputs[t]
-        # (2) carry the state across chunks with the whole-chunk decays exp(sum_t delta_t A)
-        chunk_decay = torch.exp(dsc.sum(2)[..., None] * As)                  # (B, nc, D, N)
-        starts = [h0]
-        for c in range(nc - 1):
-            starts.append(chunk_decay[:, c] * starts[-1] + hl[:, c])
-        h = torch.stack(starts, dim=1)
+    # (1) local recurrences of all chunks at once, from a zero state: the chunk-end states
+    hl = torch.zeros_like(inputs[0])
+    for t in range(T):
+        hl = decays[t] * hl + inputs[t]
+    # (2) carry the state across chunks with the whole-chunk decays exp(sum_t delta_t A)
+    chunk_decay = torch.exp(dsc.sum(2)[..., None] * As)                      # (B, nc, D, N)
+    starts = [h0]
+    for c in range(nc - 1):
+        starts.append(chunk_decay[:, c] * starts[-1] + hl[:, c])
+    h = torch.stack(starts, dim=1)
     # (3) the exact recurrence in all chunks at once, from the true chunk-start states
     ys = []
     for t in range(T):

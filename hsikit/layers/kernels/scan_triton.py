@@ -140,10 +140,17 @@ def _acc(dtype: torch.dtype) -> tuple[torch.dtype, tl.dtype]:
     return (torch.float64, tl.float64) if dtype == torch.float64 else (torch.float32, tl.float32)
 
 
-def _blocks(d: int, n: int) -> tuple[int, int]:
-    """(BLOCK_D, BLOCK_S): the whole state of up to 32 channels per program."""
+def _blocks(b: int, d: int, n: int, device: torch.device) -> tuple[int, int, int]:
+    """(BLOCK_D, BLOCK_S, num_warps): the whole state of up to 32 channels per program, fewer
+    channels per program on a GPU when the batch is small (the walk over L is latency bound, so
+    programs, not lanes, are what is short)."""
     bs = triton.next_power_of_2(n)
-    return min(triton.next_power_of_2(d), max(1, 2048 // bs), 32), bs
+    bd = min(triton.next_power_of_2(d), max(1, 2048 // bs), 32)
+    if device.type == "cuda":
+        sms = torch.cuda.get_device_properties(device).multi_processor_count
+        while bd > 4 and b * triton.cdiv(d, bd) < 2 * sms:
+            bd //= 2
+    return bd, bs, 1 if bd * bs <= 128 else (2 if bd * bs <= 256 else 4)
 
 
 class _ScanFunction(torch.autograd.Function):
@@ -155,7 +162,7 @@ class _ScanFunction(torch.autograd.Function):
         b, l, d = x.shape
         n = A.shape[1]
         acc_t, acc_tl = _acc(x.dtype)
-        bd, bs = _blocks(d, n)
+        bd, bs, warps = _blocks(b, d, n, x.device)
         n_chk = triton.cdiv(l, chunk)
         y = torch.empty_like(x)
         hchk = torch.empty(b, n_chk + 1, d, n, device=x.device, dtype=acc_t)
@@ -164,7 +171,7 @@ class _ScanFunction(torch.autograd.Function):
         _scan_fwd_kernel[(b, triton.cdiv(d, bd))](
             x, delta, A, B, C, D if D is not None else dummy, h0 if h0 is not None else dummy, y, hchk, hlast,
             l, d, n, n_chk, HAS_D=D is not None, HAS_H0=h0 is not None, CHUNK=chunk,
-            BLOCK_D=bd, BLOCK_S=bs, ACC=acc_tl)
+            BLOCK_D=bd, BLOCK_S=bs, ACC=acc_tl, num_warps=warps)
         ctx.save_for_backward(x, delta, A, B, C, D, hchk)
         ctx.has_h0, ctx.chunk = h0 is not None, chunk
         return y, hlast
@@ -175,7 +182,7 @@ class _ScanFunction(torch.autograd.Function):
         b, l, d = x.shape
         n = A.shape[1]
         acc_t, acc_tl = _acc(x.dtype)
-        bd, bs = _blocks(d, n)
+        bd, bs, warps = _blocks(b, d, n, x.device)
         chunk = ctx.chunk
         n_chk = hchk.shape[1] - 1
         n_dblk = triton.cdiv(d, bd)
@@ -192,7 +199,8 @@ class _ScanFunction(torch.autograd.Function):
             x, delta, A, B, C, D if D is not None else dummy, gy,
             ghl.contiguous() if ghl is not None else dummy, hchk, scr,
             gx, gdt, ga, gb, gc, gd, gh0, l, d, n, n_chk, n_dblk,
-            HAS_D=D is not None, HAS_GHL=ghl is not None, CHUNK=chunk, BLOCK_D=bd, BLOCK_S=bs, ACC=acc_tl)
+            HAS_D=D is not None, HAS_GHL=ghl is not None, CHUNK=chunk, BLOCK_D=bd, BLOCK_S=bs, ACC=acc_tl,
+            num_warps=warps)
         gD = gd.sum(0).to(D.dtype) if D is not None else None
         return (gx, gdt, ga.sum(0).to(A.dtype), gb.sum(1).to(B.dtype), gc.sum(1).to(C.dtype), gD,
                 gh0 if ctx.has_h0 else None, None)
