@@ -222,3 +222,26 @@ def test_enmap_geodataset_random_and_grid_sampling(shared_data: Path) -> None:
     assert str(everything.index.index[0].left) == "2022-07-24 10:45:26"  # acquisition time from the tag
     with pytest.raises(UsageError):
         EnmapImages(root / "images", bands="rgb")
+
+
+def test_enmap_geodataset_on_an_l2a_product_folder() -> None:
+    pytest.importorskip("torchgeo")
+    from torchgeo.samplers import GridGeoSampler
+
+    from hsikit.data.datasets.enmap import EnmapImages
+    from hsikit.io.enmap import read_enmap
+
+    folder = Path(__file__).parent / "data" / "enmap" / "ENMAP01-____L2A-DT0000001867_20220724T104526Z_008_V010302_20230628T165614Z"
+    ds = EnmapImages(folder, filename_glob="*SPECTRAL_IMAGE*", bands="valid")
+    product = read_enmap(folder, bands="valid")
+    assert len(ds) == 1 and ds.band_numbers == [int(b) for b in product["band"].values]
+    np.testing.assert_allclose(ds.wavelength.numpy(), product["wavelength"].values, rtol=1e-6)  # from METADATA.XML
+    assert str(ds.index.index[0].left) == "2022-07-24 10:45:26"  # from the product name
+    q = list(GridGeoSampler(ds, 8, 8))[0]
+    sample = ds[q]
+    from hsikit.cube import to_reflectance
+
+    t = product.rio.transform()
+    col, row = round((q[0].start - t.c) / t.a), round((q[1].stop - t.f) / t.e)
+    expected = to_reflectance(product).values[:, row:row + 8, col:col + 8]
+    np.testing.assert_allclose(sample["image"].numpy(), expected, rtol=1e-6, equal_nan=True)

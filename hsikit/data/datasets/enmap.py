@@ -77,8 +77,25 @@ def _retime(ds: RasterDataset) -> None:
     ds.index.index = pd.IntervalIndex.from_tuples(new, closed="both", name="datetime")
 
 
+def _band_metadata(path: str) -> Any:
+    """The band metadata of a file as a lazy cube: from the product's METADATA.XML for an L2A
+    ``*SPECTRAL_IMAGE*`` file beside one (wavelengths, FWHM, gains, no-data bands), else from its tags."""
+    from hsikit.io.geotiff import read_raster
+
+    p = Path(path)
+    if "SPECTRAL_IMAGE" in p.name.upper() and any(q.name.upper().endswith("-METADATA.XML") for q in p.parent.iterdir()):
+        from hsikit.io.enmap import read_enmap
+
+        return read_enmap(p)
+    return read_raster(p, lazy=True)
+
+
 class EnmapImages(RasterDataset):
     """EnMAP L2A GeoTIFFs / COGs as a torchgeo ``RasterDataset`` returning reflectance and wavelengths.
+
+    Band metadata (wavelength, FWHM, bbl, scale/offset, nodata) come from the first file: from the
+    product's METADATA.XML for L2A ``*SPECTRAL_IMAGE*`` files (product folders), else from its tags; all
+    files must share them.
 
     Parameters
     ----------
@@ -114,14 +131,12 @@ class EnmapImages(RasterDataset):
         filename_glob: str | None = None,
         cache: bool = True,
     ) -> None:
-        from hsikit.io.geotiff import read_raster
-
         if filename_glob is not None:
             self.filename_glob = filename_glob
         files = _files(paths, self.filename_glob)
         if not files:
             raise InputError(f"no EnMAP rasters matching {self.filename_glob!r}", paths if isinstance(paths, (str, os.PathLike)) else None)
-        first = read_raster(files[0], lazy=True)
+        first = _band_metadata(files[0])
         n = first.sizes["band"]
         self.all_bands = tuple(f"B{i}" for i in range(1, n + 1))
         self.rgb_bands = tuple(f"B{b}" for b in RGB_BANDS) if n == 224 else ()
