@@ -245,3 +245,23 @@ def test_enmap_geodataset_on_an_l2a_product_folder() -> None:
     col, row = round((q[0].start - t.c) / t.a), round((q[1].stop - t.f) / t.e)
     expected = to_reflectance(product).values[:, row:row + 8, col:col + 8]
     np.testing.assert_allclose(sample["image"].numpy(), expected, rtol=1e-6, equal_nan=True)
+
+
+def test_fixed_test_set_files_round_trip(shared_data: Path, tmp_path: Path) -> None:
+    from hsikit.data.datasets.testsets import MatPairs, write_test_set
+
+    scenes = [catalog.load_scene("enmap/tile_96_96", shared_data), catalog.load_scene("anomaly/sandiego_plane", shared_data)]
+    files = write_test_set(scenes, "gaussian:50/255", tmp_path, seed=0, crop=64)
+    assert [f.name for f in files] == ["enmap__tile_96_96.mat", "anomaly__sandiego_plane.mat"]
+    ds = MatPairs(tmp_path)
+    s = next(ds[i] for i in range(len(ds)) if ds[i]["scene"] == "anomaly__sandiego_plane")
+    assert s["clean"].shape == (scenes[1].bands, 64, 64) and s["sigma"] == pytest.approx(50 / 255)
+    np.testing.assert_allclose(s["clean"].numpy(), scenes[1].data[:, 18:82, 18:82], rtol=1e-6)
+    assert float((s["noisy"] - s["clean"]).std()) == pytest.approx(50 / 255, rel=0.02)
+    np.testing.assert_allclose(s["wavelength"].numpy(), scenes[1].wavelength, equal_nan=True)
+    again = tmp_path / "again"
+    again.mkdir()
+    write_test_set(scenes, "gaussian:50/255", again, seed=0, crop=64)
+    torch.testing.assert_close(MatPairs(again)[0]["noisy"], ds[0]["noisy"])  # the same files from the same seed
+    small = next(ds[i] for i in range(len(ds)) if ds[i]["scene"] == "enmap__tile_96_96")
+    assert small["clean"].shape == (215, 32, 32)  # smaller than the crop: kept whole

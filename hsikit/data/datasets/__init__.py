@@ -9,6 +9,7 @@
   multi-temporal samples, downstream splits) and per-band normalisation statistics.
 - :mod:`~hsikit.data.datasets.enmap`: EnMAP tiles / L2A GeoTIFFs as a torchgeo ``RasterDataset``
   (random and grid sampling with torchgeo samplers), with label rasters.
+- :mod:`~hsikit.data.datasets.testsets`: fixed test sets as QRNN3D-style ``.mat`` files (write, read).
 
 Names are imported on first use (torchgeo and Lightning are slow to import).
 """
@@ -25,6 +26,7 @@ _EXPORTS = {
     "collate_patches": "patches", "collate_padded": "patches", "dihedral": "patches",
     "SpectralEarth": "spectralearth", "band_statistics": "spectralearth", "Normalize": "spectralearth",
     "EnmapImages": "enmap", "EnmapLabels": "enmap", "enmap_tiles_dataset": "enmap",
+    "write_test_set": "testsets", "MatPairs": "testsets", "load_scenes": "catalog", "seed_worker": "patches",
 }
 
 __all__ = sorted(_EXPORTS)
