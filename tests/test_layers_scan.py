@@ -204,6 +204,13 @@ def test_fused_scan_equals_reference(b, l, d, n, chunk, full, dtype):
         assert r.abs().max() > 0 and _rel(a, r) < tol, i
 
 
+def test_fused_scan_bf16_against_float64():
+    ins = [t.to(device=DEV, dtype=torch.bfloat16) for t in _inputs(2, 23, 6, 4, seed=13)[:6]]
+    y1 = selective_scan_triton(*ins)
+    y0 = selective_scan_reference(*[t.double() for t in ins])
+    assert y1.dtype == torch.bfloat16 and _rel(y1, y0) < 1e-2
+
+
 def test_dispatch_scan_and_mamba_block_under_fused_mode(monkeypatch):
     import hsikit.layers.kernels.scan_triton as kern
 

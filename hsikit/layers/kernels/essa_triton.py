@@ -34,6 +34,7 @@ import math
 
 import torch
 import triton
+from torch.autograd.function import once_differentiable
 import triton.language as tl
 
 from hsikit.layers.essa import NORM_EPS, SUM_EPS
@@ -227,6 +228,7 @@ class _ESSAFunction(torch.autograd.Function):
         return y
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, gy):
         from hsikit.layers.kernels.dispatch import interpreting
 

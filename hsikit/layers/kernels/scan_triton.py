@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 import triton
+from torch.autograd.function import once_differentiable
 import triton.language as tl
 
 
@@ -177,6 +178,7 @@ class _ScanFunction(torch.autograd.Function):
         return y, hlast
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, gy, ghl):
         x, delta, A, B, C, D, hchk = ctx.saved_tensors
         b, l, d = x.shape
