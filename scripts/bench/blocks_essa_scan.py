@@ -71,15 +71,15 @@ def _fwd_bwd(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], gy: to
     return run
 
 
-def bench_essa(device: torch.device, repeats: int, compile_: bool, quick: bool, copy_bw: float | None) -> list[tuple]:
+ESSA_SIZES = [(16, 64), (16, 128), (16, 256), (64, 64), (64, 128), (64, 256), (31, 64), (224, 64)]  # (C, px)
+SCAN_SIZES = [(256, 16, "MorpMamba 4x4 patches"), (256, 81, "MorpMamba 9x9 patches"),
+              (4, 224, "224-band spectra"), (4, 1024, "32x32 px")]                         # (B, L, what)
+
+
+def bench_essa(device: torch.device, repeats: int, compile_: bool, sizes: list[tuple[int, int]],
+               fused: Callable | None, copy_bw: float | None) -> list[tuple]:
     rows = []
-    sizes = [(16, 64), (16, 128), (16, 256), (64, 64), (64, 128), (64, 256), (31, 64), (224, 64)]
-    if quick:
-        sizes = [(16, 64), (64, 128), (224, 64)]
     compiled = torch.compile(essa_attention_reference) if compile_ and device.type == "cpu" else None
-    fused = None
-    if device.type == "cuda":
-        from hsikit.layers.kernels.essa_triton import essa_attention_triton as fused
     for c, px in sizes:
         b, n = 4, px * px
         g = torch.Generator(device=device).manual_seed(0)
@@ -120,16 +120,9 @@ def _scan_inputs(b: int, l: int, d: int, n: int, device: torch.device) -> list[t
     return [t.requires_grad_(True) for t in (x, delta, A, B, C, D)]
 
 
-def bench_scan(device: torch.device, repeats: int, quick: bool, copy_bw: float | None) -> list[tuple]:
+def bench_scan(device: torch.device, repeats: int, sizes: list[tuple[int, int, str]], fused: Callable | None,
+               copy_bw: float | None, d: int = 128, n: int = 16) -> list[tuple]:
     rows = []
-    sizes = [(256, 16, "MorpMamba 4x4 patches"), (256, 81, "MorpMamba 9x9 patches"),
-             (4, 224, "224-band spectra"), (4, 1024, "32x32 px")]
-    if quick:
-        sizes = sizes[:1] + sizes[2:3]
-    d, n = 128, 16
-    fused = None
-    if device.type == "cuda":
-        from hsikit.layers.kernels.scan_triton import selective_scan_triton as fused
     for b, l, what in sizes:
         ins = _scan_inputs(b, l, d, n, device)
         gy = torch.randn(b, l, d, device=device)
@@ -184,8 +177,14 @@ def main() -> None:
     if copy_bw:
         print(f"measured copy bandwidth: {copy_bw / 1e9:.0f} GB/s (read + write)")
     t0 = time.perf_counter()
-    rows = bench_essa(device, a.repeats, not a.no_compile, a.quick, copy_bw)
-    rows += bench_scan(device, a.repeats, a.quick, copy_bw)
+    essa_fused = scan_fused = None
+    if device.type == "cuda":  # the Triton kernels only ever run on the GPU here
+        from hsikit.layers.kernels.essa_triton import essa_attention_triton as essa_fused
+        from hsikit.layers.kernels.scan_triton import selective_scan_triton as scan_fused
+    essa_sizes = [ESSA_SIZES[i] for i in (0, 4, 7)] if a.quick else ESSA_SIZES
+    scan_sizes = [SCAN_SIZES[i] for i in (0, 2)] if a.quick else SCAN_SIZES
+    rows = bench_essa(device, a.repeats, not a.no_compile, essa_sizes, essa_fused, copy_bw)
+    rows += bench_scan(device, a.repeats, scan_sizes, scan_fused, copy_bw)
     head = f"{'block':5} {'size':50} {'variant':10} {'pass':8} {'median ms':>10} {'speedup':>7}"
     print(head + ("  bandwidth/copy" if copy_bw else ""))
     print("-" * len(head))
