@@ -125,7 +125,20 @@ def _additive(y: torch.Tensor, m: torch.Tensor | None, dof_correction: bool) -> 
     return NoiseEstimate(noise=w, cov=torch.diag_embed(var))
 
 
-def estimate_noise(y: Any, *, noise_type: NoiseType = "additive", mask: Any = None, dof_correction: bool = True) -> NoiseEstimate:
+def _robust_cov(w: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
+    """Diagonal noise correlation from the median absolute residual (1.4826 MAD, zero-median residuals)."""
+    a = w.abs()
+    if m is not None:
+        a = torch.where(m.unsqueeze(-2), a, torch.full((), float("nan"), dtype=a.dtype, device=a.device))
+        med = torch.nanmedian(a, dim=-1).values
+    else:
+        med = torch.median(a, dim=-1).values
+    return torch.diag_embed((1.482602218505602 * med) ** 2)
+
+
+def estimate_noise(
+    y: Any, *, noise_type: NoiseType = "additive", mask: Any = None, dof_correction: bool = True, robust: bool = False
+) -> NoiseEstimate:
     """Estimate the noise of every band by multiple regression on the other bands.
 
     Parameters
@@ -140,6 +153,9 @@ def estimate_noise(y: Any, *, noise_type: NoiseType = "additive", mask: Any = No
     dof_correction
         Scale the residual variance by N / (N - L + 1), the degrees of freedom of the regression
         (unbiased for small tiles; the 2008 reference omits it: pass False to match it exactly).
+    robust
+        Take sigma from the median absolute residual (times 1.4826) instead of the residual power, so
+        that sparse outliers (impulse noise, stripes, dead lines) do not inflate it (additive only).
 
     Returns
     -------
@@ -151,7 +167,14 @@ def estimate_noise(y: Any, *, noise_type: NoiseType = "additive", mask: Any = No
     if bool((_count(t, m) <= t.shape[-2]).any()):
         raise UsageError(f"HySime needs more pixels than bands ({t.shape[-1]} pixels, {t.shape[-2]} bands)")
     if noise_type == "additive":
-        return _additive(t, m, dof_correction)
+        est = _additive(t, m, dof_correction)
+        if robust:
+            cov = _robust_cov(est.noise, m)
+            if dof_correction:
+                n = _count(t, m)
+                cov = cov * (n / (n - t.shape[-2] + 1).clamp_min(1))[..., None, None]
+            est = NoiseEstimate(noise=est.noise, cov=cov)
+        return est
     if noise_type == "poisson":
         sq = t.clamp_min(0).sqrt()
         est = _additive(sq, m, dof_correction)
@@ -224,13 +247,16 @@ def _cube_spectra(cube: Any, nodata: float | None) -> tuple[torch.Tensor, torch.
     return torch.where(bad, torch.zeros((), dtype=spectra.dtype, device=spectra.device), spectra), valid
 
 
-def estimate_sigma(cube: Any, *, nodata: float | None = None, noise_type: NoiseType = "additive") -> torch.Tensor:
+def estimate_sigma(
+    cube: Any, *, nodata: float | None = None, noise_type: NoiseType = "additive", robust: bool = False
+) -> torch.Tensor:
     """Per-band noise standard deviation of a cube (..., L, H, W), in the cube's unit.
 
-    Pixels with NaN or ``nodata`` in any band are left out. Returns float64 (..., L) on the cube's device.
+    Pixels with NaN or ``nodata`` in any band are left out; ``robust`` as in :func:`estimate_noise`.
+    Returns float64 (..., L) on the cube's device.
     """
     spectra, valid = _cube_spectra(cube, nodata)
-    return estimate_noise(spectra, noise_type=noise_type, mask=valid).sigma
+    return estimate_noise(spectra, noise_type=noise_type, mask=valid, robust=robust).sigma
 
 
 def estimate_subspace(cube: Any, *, nodata: float | None = None, noise_type: NoiseType = "additive") -> tuple[int, torch.Tensor]:

@@ -1,0 +1,84 @@
+"""The shared training entry: one resumable Lightning run in a run folder.
+
+A run folder holds ``checkpoints/last.ckpt`` (written every ``checkpoint_minutes`` and at the end),
+``checkpoints/best.ckpt`` (best validation score), ``logs/version_<n>/metrics.csv`` (the CSV logger, one version per launch) and
+``config.json`` (the arguments of the run). Calling :func:`fit` again on the same folder resumes from
+``last.ckpt`` (optimizer, step counter and all), so a run can be trained across sessions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+CKPT_DIR = "checkpoints"
+LAST = "last.ckpt"
+BEST = "best.ckpt"
+
+
+def last_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """``checkpoints/last.ckpt`` of a run folder, if it exists."""
+    p = Path(run_dir) / CKPT_DIR / LAST
+    return p if p.is_file() else None
+
+
+def fit(
+    module: Any,
+    train_loader: Any,
+    val_loader: Any,
+    run_dir: str | os.PathLike,
+    *,
+    max_steps: int,
+    val_every: int = 200,
+    monitor: str = "val/psnr",
+    checkpoint_minutes: float = 4.0,
+    config: dict[str, Any] | None = None,
+    accelerator: str = "auto",
+    log_every: int = 10,
+) -> Any:
+    """Train ``module`` (a LightningModule) in ``run_dir``, resuming from its last checkpoint.
+
+    Parameters
+    ----------
+    module, train_loader, val_loader
+        The Lightning module and its (iterable) data loaders.
+    run_dir
+        Run folder (created); see the module docstring for its content.
+    max_steps
+        Total optimizer steps of the run (a resumed run continues up to this count).
+    val_every
+        Validation every this many steps (the best checkpoint follows ``monitor``, higher is better).
+    checkpoint_minutes
+        Wall-clock interval of ``last.ckpt``.
+    config
+        JSON-able arguments saved as ``config.json``.
+
+    Returns
+    -------
+    The Lightning ``Trainer`` after the run.
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    run = Path(run_dir)
+    ckpts = run / CKPT_DIR
+    ckpts.mkdir(parents=True, exist_ok=True)
+    if config is not None:
+        (run / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
+    last = ModelCheckpoint(dirpath=ckpts, filename="step{step}", save_last=True, save_top_k=0,
+                           train_time_interval=timedelta(minutes=checkpoint_minutes), auto_insert_metric_name=False)
+    best = ModelCheckpoint(dirpath=ckpts, filename="best", monitor=monitor, mode="max", save_top_k=1,
+                           auto_insert_metric_name=False, enable_version_counter=False)
+    trainer = L.Trainer(
+        max_steps=max_steps, val_check_interval=val_every, check_val_every_n_epoch=None,
+        accelerator=accelerator, devices=1, logger=CSVLogger(str(run), name="logs"),
+        callbacks=[last, best], log_every_n_steps=log_every, enable_progress_bar=False,
+        num_sanity_val_steps=0, limit_val_batches=None, enable_model_summary=False,
+    )
+    resume = last_checkpoint(run)
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume) if resume else None)
+    return trainer
