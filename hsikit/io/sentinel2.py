@@ -45,7 +45,7 @@ from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 
-from hsikit.cube import BAND, TIME, X, Y, make_cube
+from hsikit.cube import TIME, X, Y, make_cube
 from hsikit.errors import InputError, MetadataError, UsageError
 
 #: ESA band order (MTD band_id 0..12).
