@@ -153,12 +153,17 @@ def test_fused_equals_reference(b, n, c, splits, dtype):
         assert _rel(g1[..., sl], g0[..., sl]) < tol, part
 
 
-def test_fused_bf16_against_float64():
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_fused_half_against_float64(dtype):
     b, n, c = 2, 45, 24
-    qkv = _qkv(b, n, c, seed=3, dtype=torch.float32).to(device=DEV, dtype=torch.bfloat16)
-    y1 = essa_attention_triton(*qkv.split(c, dim=-1))
-    y0 = essa_attention_reference(*qkv.double().split(c, dim=-1))
-    assert y1.dtype == torch.bfloat16 and _rel(y1, y0) < 1e-2
+    qkv = _qkv(b, n, c, seed=3, dtype=torch.float32).to(device=DEV, dtype=dtype)
+    gy = torch.randn(b, n, c, generator=torch.Generator().manual_seed(2)).to(device=DEV, dtype=dtype)
+    y0, g0 = _fwd_bwd(essa_attention_reference, qkv.double(), c, gy.double())
+    y1, g1 = _fwd_bwd(essa_attention_triton, qkv, c, gy)
+    assert y1.dtype == dtype and g1.dtype == dtype and _rel(y1, y0) < 1e-2
+    for part in range(3):
+        sl = slice(part * c, (part + 1) * c)
+        assert _rel(g1[..., sl], g0[..., sl]) < 1e-2, part
 
 
 def test_dispatch_and_module_under_fused_mode(monkeypatch):
