@@ -140,3 +140,27 @@ def test_cli_bad_labels_exit_2(tiles, tmp_path, capsys, case, message):
     assert main(["classify", str(img), "--labels", str(bad), str(tmp_path / "m.tif"), "--model", "rf"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("hsikit: error:") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_gatorsense_muufl_labelled_spectra(shared_data):
+    """The GatorSense class demo's labelled spectra are pixels of its MUUFL image: fit on them."""
+    import scipy.io as sio
+
+    m = sio.loadmat(shared_data / "gatorsense_hsi_toolkit_demo" / "muufl_gulfport_for_class_demo.mat")
+    img = m["hsi_sub"].astype(np.float32)
+    flat = img.reshape(-1, 72).astype(np.float64)
+    lab = np.zeros(flat.shape[0], np.int64)
+    names = {}
+    for k in range(5):
+        e = m["train_data"][0, k]
+        names[k + 1] = str(e["name"][0])
+        d = ((e["Spectra"].astype(np.float64).T[:, None] - flat[None]) ** 2).sum(-1)
+        assert np.allclose(d.min(1), 0)
+        lab[d.argmin(1)] = k + 1
+    cube = hsikit.make_cube(np.transpose(img, (2, 0, 1)), wavelength=m["wavlength"].ravel())
+    f = fit_classifier(cube, lab.reshape(31, 20), model="rf", val_fraction=0.3, seed=0, class_names=names,
+                       options={"n_estimators": 50})
+    held = f.summary["heldout"]
+    assert held["pixels"] >= 5 and f.summary["train_pixels"] >= 10
+    assert held["oa"] >= 0.6  # calibration panels, trees and grass are spectrally distinct
+    assert "Trees" in f.class_names()
