@@ -18,7 +18,8 @@ Two forms, chosen by ``beta``:
   offsets that win.
 - ``beta > 0``: the **soft** form ``(1/beta) log sum_p exp(beta (x(i - p + centre) + s(p)))`` (soft
   erosion likewise with ``-beta``), smooth everywhere, every offset gets gradient; it over-estimates
-  the max by at most ``log(kh kw) / beta``.
+  the max by at most ``log(kh kw) / beta``. It stacks the ``kh kw`` shifted maps (memory ``kh kw``
+  times the input); the exact form keeps a running max (memory of one map).
 
 These are true min/max morphology, the ``faithful=False`` option of MorpMamba (``models.md`` §4.4);
 the notebook's "erosion/dilation" are linear box filters (plain depthwise convolutions).
