@@ -351,3 +351,32 @@ def test_degrade_sentinel2_time_series(shared_data, tmp_path) -> None:
     out = hsikit.save(noisy, tmp_path / "series.nc")  # (the writer keeps band coords; clear/scl are dropped)
     back = hsikit.open(out)
     assert back.dims == ("time", "band", "y", "x") and back.shape == series.shape
+
+
+def test_cli_degrade_spectral_response(capsys, tmp_path, enmap_tile) -> None:
+    import hsikit
+    from hsikit.data.sensors import sensor_bands
+
+    out = tmp_path / "s2.tif"
+    rc, _, err = _cli(capsys, "degrade", str(enmap_tile), str(out), "--srf", "sentinel2")
+    assert rc == 0, err
+    s2 = hsikit.open(out)
+    names = list(s2["band_name"].values)
+    assert "B10" not in names and len(names) == 12  # B10 (1375 nm) falls in EnMAP's absorption gap
+    clean = hsikit.to_reflectance(hsikit.select_bands(hsikit.open(enmap_tile), "valid"))
+    bands = sensor_bands("sentinel2")
+    keep = [list(bands.names).index(n) for n in names]
+    expected = d.simulate_bands(torch.from_numpy(clean.values), clean["wavelength"].values, bands.wavelength[keep],
+                                bands.fwhm[keep], max_gap=50.0)
+    np.testing.assert_allclose(s2.values, expected.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s2["wavelength"].values, bands.wavelength[keep])
+    pan_path = tmp_path / "pan.tif"
+    rc, _, err = _cli(capsys, "degrade", str(enmap_tile), str(pan_path), "--srf", "pan:450-800", "--blur-ratio", "2")
+    assert rc == 0, err
+    pan = hsikit.open(pan_path)
+    assert pan.shape == (1, 16, 16) and pan["wavelength"].values[0] == 625
+    w = d.band_weights(clean["wavelength"].values, [450 - 1e-6, 450, 800, 800 + 1e-6], [0, 1, 1, 0])
+    full = np.tensordot(w, clean.values, axes=1)
+    np.testing.assert_allclose(pan.values[0], d.blur_decimate(torch.from_numpy(full[None]), 2)[0].numpy(), rtol=1e-5)
+    rc, _, err = _cli(capsys, "degrade", str(enmap_tile), str(tmp_path / "x.tif"), "--srf", "pan:4")
+    assert rc == 2 and "pan:LO-HI" in err

@@ -797,6 +797,42 @@ def degrade(x: torch.Tensor, noise: str | NoiseRecipe | None = None, *, blur_rat
 # ------------------------------------------------------------------------------------- cube level
 
 
+def _spectral_response(t: torch.Tensor, bad: torch.Tensor, srf: str, cube: Any) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Apply ``srf`` (sensor name or ``pan[:lo-hi]``) to (…, C, H, W) values; returns values, nodata mask, band metadata."""
+    from hsikit.data.sensors import sensor_bands
+
+    wl = np.asarray(cube["wavelength"].values, float)
+    band_axis = t.ndim - 3
+    usable = np.asarray(cube["bbl"].values, bool) & ~bad.all(dim=tuple(a for a in range(t.ndim) if a != band_axis)).cpu().numpy()
+    if not np.isfinite(wl[usable]).all() or not usable.any():
+        raise UsageError("a spectral response needs the cube's wavelengths")
+    src = t.index_select(band_axis, torch.as_tensor(np.flatnonzero(usable), device=t.device))
+    pixel_bad = bad.index_select(band_axis, torch.as_tensor(np.flatnonzero(usable), device=t.device)).all(dim=band_axis, keepdim=True)
+    src = torch.where(torch.isnan(src), 0.0, src)
+    key = srf.strip().lower()
+    if key.startswith("pan"):
+        lo, hi = 450.0, 900.0
+        if ":" in key:
+            m = _RANGE.fullmatch(key.split(":", 1)[1].strip())
+            if m is None:
+                raise UsageError(f"srf {srf!r}: write pan or pan:LO-HI (nm)")
+            lo, hi = float(m.group(1)), float(m.group(2))
+        y = simulate_pan(src, wl[usable], band=(lo, hi))
+        meta = {"wavelength": [(lo + hi) / 2], "fwhm": [hi - lo], "bbl": [True], "band_names": [f"PAN {lo:g}-{hi:g} nm"],
+                "band_numbers": [1]}
+    else:
+        target = sensor_bands(srf)
+        # do not interpolate across absorption gaps (e.g. EnMAP's missing 1340-1460 nm): no target band there
+        gap = max(50.0, 5.0 * float(np.median(np.diff(np.sort(wl[usable])))) if usable.sum() > 1 else 50.0)
+        y = simulate_bands(src, wl[usable], target.wavelength, target.fwhm, max_gap=gap)
+        covered = ~torch.isnan(y).flatten(0, -3).any(dim=-1).any(dim=-1).reshape(-1, y.shape[-3]).any(dim=0).cpu().numpy()
+        keep = np.flatnonzero(covered)
+        y = y.index_select(band_axis, torch.as_tensor(keep, device=y.device))
+        meta = {"wavelength": target.wavelength[keep], "fwhm": target.fwhm[keep], "bbl": target.bbl[keep],
+                "band_names": [str(n) for n in target.names[keep]], "band_numbers": keep + 1}
+    return y, pixel_bad.expand_as(y), meta
+
+
 def degrade_cube(
     cube: Any,
     noise: str | NoiseRecipe | None = None,
@@ -805,9 +841,13 @@ def degrade_cube(
     gnyq: float | Sequence[float] = 0.3,
     seed: SeedLike = 0,
     value_scale: float = 1.0,
+    srf: str | None = None,
     device: str | torch.device = "cpu",
 ) -> Any:
-    """Degrade a cube of the :mod:`hsikit.cube` model: blur + decimation and/or a noise recipe.
+    """Degrade a cube of the :mod:`hsikit.cube` model: spectral response, blur + decimation, noise.
+
+    The steps run in sensor order: spectral response (``srf``), then optics + sampling
+    (``blur_ratio``), then noise.
 
     The cube is converted to physical values first (:func:`hsikit.cube.to_reflectance`: int16
     reflectance x 10000 becomes 0-1, nodata becomes NaN), divided by ``value_scale`` (noise and
@@ -831,6 +871,11 @@ def degrade_cube(
         Seed or generator of the noise.
     value_scale
         Physical value that maps to 1 in the noise parameters.
+    srf
+        Simulate other bands first: a sensor name (``"sentinel2"``, ``"enmap"``, ``"aviris"``: Gaussian
+        SRFs of its band table, :func:`simulate_bands`; target bands the cube does not cover, or that
+        fall in a gap wider than max(50 nm, 5 band spacings), are dropped), ``"pan"`` (flat 450-900 nm response, :func:`simulate_pan`) or ``"pan:LO-HI"`` (nm).
+        Needs wavelengths; bad bands and entirely-nodata bands are left out of the response.
     device
         Torch device to compute on.
 
@@ -853,6 +898,12 @@ def degrade_cube(
     values = np.asarray(phys.values, dtype=np.float32)
     t = torch.from_numpy(values).to(device) / float(value_scale)
     bad = torch.isnan(t)
+    band_meta = {
+        "wavelength": cube["wavelength"].values, "fwhm": cube["fwhm"].values, "bbl": cube["bbl"].values,
+        "band_names": [str(v) for v in cube["band_name"].values], "band_numbers": cube[BAND].values,
+    }
+    if srf is not None:
+        t, bad, band_meta = _spectral_response(t, bad, srf, cube)
     if r > 1:
         # fill nodata with the band mean so the blur does not spread NaN, then sample the nodata mask
         spatial = (-2, -1)
@@ -865,17 +916,16 @@ def degrade_cube(
         t = parse_noise(noise)(torch.where(bad, 0.0, t), as_generator(seed, t.device if isinstance(seed, int) else "cpu"))
     t = torch.where(bad, float("nan"), t) * float(value_scale)
     out_values = t.cpu().numpy().astype(np.float32)
-    described = [f"noise={noise}" if noise is not None else "", f"blur_ratio={r} gnyq={gnyq}" if r > 1 else "",
+    described = [f"srf={srf}" if srf is not None else "", f"noise={noise}" if noise is not None else "",
+                 f"blur_ratio={r} gnyq={gnyq}" if r > 1 else "",
                  f"seed={seed}" if noise is not None and not isinstance(seed, torch.Generator) else ""]
-    if r == 1:
+    if r == 1 and srf is None:
         out = phys.copy(data=out_values)
     else:
         transform = geotransform(cube)
         out = make_cube(
-            out_values,
-            wavelength=cube["wavelength"].values, fwhm=cube["fwhm"].values, bbl=cube["bbl"].values,
-            band_names=[str(s) for s in cube["band_name"].values], band_numbers=cube[BAND].values,
-            crs=cube.rio.crs, transform=None if transform is None else transform * Affine.scale(r),
+            out_values, **band_meta, crs=cube.rio.crs,
+            transform=None if transform is None else transform * Affine.scale(r),
             time=cube[TIME].values if TIME in cube.dims else None, name=str(cube.name or "cube"),
         )
         out.attrs.update({k: v for k, v in cube.attrs.items() if k not in ("_FillValue",)})
