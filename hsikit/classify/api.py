@@ -88,7 +88,9 @@ def _gather(scenes: list[_Scene], masks: list[np.ndarray], feats: list[np.ndarra
         xs.append(extract_patches(f, rows, cols, patch))
         code = sc.lab[rows, cols]
         cs.append(code)
-        ys.append(np.array([index.get(int(c), -1) for c in code], np.int64))
+        lut = np.full(256, -1, np.int64)
+        lut[list(index)] = list(index.values())
+        ys.append(lut[code])
     if not xs:
         c = feats[0].shape[0] if feats else 0
         return np.zeros((0, c, patch, patch), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -299,8 +301,7 @@ def predict_scene(
         phys = to_physical(batch, cube, band_axis=1)
         return fitted.predict_features(fitted.prep.transform(phys, band_axis=1), device=device)
 
-    lut = np.zeros(k, np.uint8)
-    lut[:] = codes
+    lut = codes.astype(np.uint8)
 
     def to_map(p: np.ndarray) -> np.ndarray:
         best = p.argmax(1)
