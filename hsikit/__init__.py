@@ -19,6 +19,7 @@ _API = {
     "to_reflectance": ("hsikit.cube", "to_reflectance"),
     "validate": ("hsikit.cube", "validate"),
     "describe": ("hsikit.describe", "describe_cube"),
+    "denoise": ("hsikit.denoise.api", "denoise"),
     "degrade": ("hsikit.data.degrade", "degrade_cube"),
     "evaluate_raster": ("hsikit.evaluate.api", "evaluate_raster"),
     "evaluate_classmap": ("hsikit.evaluate.api", "evaluate_classmap"),

@@ -1,1 +1,22 @@
-"""Denoising: :func:`hsikit.denoise.api.denoise` (scenes), classical baselines (:mod:`.classical`), HSDT (:mod:`.hsdt`)."""
+"""Denoising: :func:`hsikit.denoise.api.denoise` (scenes), classical baselines (:mod:`.classical`), HSDT (:mod:`.hsdt`).
+
+``hsikit.denoise(...)`` is the API function, and ``hsikit.denoise`` is also this package once any of
+its modules is imported (Python then sets the package as an attribute of ``hsikit``). So the package
+itself is callable and forwards to :func:`hsikit.denoise.api.denoise`; both spellings do the same.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+
+class _CallableModule(types.ModuleType):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from hsikit.denoise.api import denoise
+
+        return denoise(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,335 @@
+"""``hsikit.denoise``: denoise a scene tile by tile into a georeferenced cube.
+
+The one place that ties io, the engine and the denoisers together (the CLI and the QGIS plugin call
+:func:`denoise`). The walk:
+
+1. open the scene; check it (a 3-D cube with at least :data:`MIN_BANDS` bands to denoise, no NaN
+   unless nodata is NaN, a known model) before anything is written;
+2. one statistics pass over a pixel sample (at most :data:`SAMPLE_PIXELS`): per-band noise sigma
+   (robust HySime, or the given value), the scene's value scale and, for the subspace methods, the
+   signal subspace of the whitened scene, so that every tile uses the same parameters (no seams);
+3. stream tiles with a halo through :func:`hsikit.engine.job.run_scene` (atomic COG) or into memory.
+
+Values are physical: stored values times ``scale`` plus ``offset`` (int16 / uint16 reflectance x 10000
+with a scale tag become 0-1). The output is float32 in the same physical unit; nodata pixels are
+written as NaN; bands not denoised (``bbl`` False with ``bands="valid"``) are passed through unchanged
+(physical values). Georeference, wavelengths, fwhm, bbl and band names are kept.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from hsikit.cube import BAND, X, Y
+from hsikit.errors import CubeValidationError, InputError, UsageError
+
+#: Classical methods dispatched here by name (learned models come from the zoo registry).
+CLASSICAL = ("fasthyde", "lrmr")
+#: Default model: the best on the test split (docs/denoise.md).
+DEFAULT_MODEL = "fasthyde"
+#: Fewest bands a scene must have to be denoised by any method here.
+MIN_BANDS = 5
+#: Pixels sampled for the scene statistics.
+SAMPLE_PIXELS = 65536
+#: Quantile of the sampled values the learned models' input is divided by (to about [0, 1]).
+VALUE_QUANTILE = 0.999
+
+
+@dataclass
+class DenoiseResult:
+    """What :func:`denoise` did.
+
+    ``sigma`` (L_denoised,) is the per-band noise sigma used (physical units), ``bands`` the 1-based
+    band numbers denoised, ``cube`` the result when no output path was given.
+    """
+
+    model: str
+    out: Path | None
+    seconds: float
+    tiles: int
+    tiles_skipped: int
+    sigma: np.ndarray
+    bands: list[int]
+    sigma_estimated: bool
+    subspace_dim: int | None = None
+    cube: xr.DataArray | None = field(default=None, repr=False)
+
+    def summary(self, src: Any = "") -> str:
+        """One line: model, bands, tiles, time, sigma."""
+        s = self.sigma
+        how = "estimated" if self.sigma_estimated else "given"
+        dest = f" -> {self.out}" if self.out is not None else ""
+        sub = f", subspace k={self.subspace_dim}" if self.subspace_dim else ""
+        return (f"denoised {src}{dest} with {self.model}: {len(self.bands)} bands, {self.tiles} tiles "
+                f"({self.tiles_skipped} empty) in {self.seconds:.1f} s; {how} sigma median {np.median(s):.4g} "
+                f"(min {s.min():.4g}, max {s.max():.4g}){sub}")
+
+
+class _ArraySink:
+    """In-memory sink for :func:`hsikit.engine.run.run_tiled`."""
+
+    def __init__(self, count: int, height: int, width: int) -> None:
+        self.data = np.empty((count, height, width), np.float32)
+
+    def write(self, array: np.ndarray, window: Any) -> None:
+        r, c = int(window.row_off), int(window.col_off)
+        self.data[:, r : r + int(window.height), c : c + int(window.width)] = array
+
+
+def _device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise UsageError(f"device must be auto, cpu or cuda, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("device cuda requested but no CUDA GPU is available")
+    return torch.device(device)
+
+
+def _open(cube_or_path: Any) -> tuple[xr.DataArray, str]:
+    if isinstance(cube_or_path, xr.DataArray):
+        return cube_or_path, str(cube_or_path.attrs.get("source", "") or "cube")
+    if isinstance(cube_or_path, (str, os.PathLike)):
+        from hsikit.io import open_cube
+
+        return open_cube(cube_or_path), str(cube_or_path)
+    arr = np.asarray(cube_or_path)
+    if arr.ndim == 2:
+        raise UsageError("a 2-D image cannot be denoised spectrally: give a (band, y, x) cube")
+    if arr.ndim != 3:
+        raise UsageError(f"expected a (band, y, x) cube, got a {arr.ndim}-D array")
+    from hsikit.cube import make_cube
+
+    return make_cube(arr), "array"
+
+
+def _resolve_model(model: str) -> Any:
+    """A classical name, or a pretrained zoo model (eval mode)."""
+    name = str(model).strip().lower()
+    if name in CLASSICAL:
+        return name
+    import hsikit.denoise.hsdt  # noqa: F401  (registers the learned models)
+    from hsikit.zoo import create_model, get_entry, list_models
+
+    try:
+        get_entry(name, task="denoise")
+    except UsageError:
+        known = ", ".join([*CLASSICAL, *list_models("denoise")])
+        raise UsageError(f"unknown denoising model {model!r} (known: {known})") from None
+    return create_model(name, pretrained=True, task="denoise")
+
+
+def _sample(cube: xr.DataArray, idx: np.ndarray, scale: np.ndarray, offset: np.ndarray, nodata: float | None,
+            check_nan: bool, source: str) -> np.ndarray:
+    """Physical values (L, N) of the valid sample pixels; counts NaNs over the whole scene when asked."""
+    height, width = cube.sizes[Y], cube.sizes[X]
+    step = max(1, int(np.ceil(np.sqrt(height * width / SAMPLE_PIXELS))))
+    rows = np.arange(step // 2, height, step)
+    cols = np.arange(step // 2, width, step)
+    nan_count = 0
+    parts = []
+    block = max(1, 2 ** 22 // max(1, cube.sizes[BAND] * width))
+    for r0 in range(0, height, block):
+        vals = np.asarray(cube.isel({Y: slice(r0, r0 + block)}).values)
+        if check_nan:
+            nan_count += int(np.isnan(vals).sum())
+        take = rows[(rows >= r0) & (rows < r0 + block)] - r0
+        if take.size:
+            parts.append(vals[idx][:, take][:, :, cols].reshape(idx.size, -1))
+    if nan_count:
+        raise CubeValidationError(f"{nan_count} NaN values but nodata is not NaN (fill them or set nodata to NaN)", source)
+    raw = np.concatenate(parts, axis=1) if parts else np.empty((idx.size, 0))
+    bad = np.isnan(raw) if np.issubdtype(raw.dtype, np.floating) else np.zeros(raw.shape, bool)
+    if nodata is not None and not np.isnan(nodata):
+        bad |= raw == nodata
+    keep = ~bad.any(axis=0)
+    return raw[:, keep].astype(np.float64) * scale[:, None] + offset[:, None]
+
+
+def _stats(model: Any, phys: np.ndarray, sigma: Any, source: str) -> dict[str, Any]:
+    """Scene-level parameters from the sample (L, N) of physical values."""
+    from hsikit.data.noise_estimation import estimate_noise, hysime
+
+    L, n = phys.shape
+    if n <= L:
+        raise InputError(f"only {n} valid pixels for {L} bands: too few to estimate the noise", source)
+    y = torch.as_tensor(phys)
+    if isinstance(sigma, str):
+        if sigma != "auto":
+            raise UsageError(f"sigma must be 'auto' or a number, got {sigma!r}")
+        s = estimate_noise(y, robust=True).sigma
+        estimated = True
+    else:
+        value = float(sigma)
+        if not np.isfinite(value) or value <= 0:
+            raise UsageError(f"sigma must be a positive number, got {sigma!r}")
+        s = torch.full((L,), value, dtype=torch.float64)
+        estimated = False
+    floor = 1e-3 * s.median().clamp_min(1e-12)
+    s = torch.maximum(s, floor)
+    vmax = float(np.quantile(np.abs(phys), VALUE_QUANTILE)) or 1.0
+    out = {"sigma": s, "estimated": estimated, "value_scale": vmax, "basis": None}
+    if model == "fasthyde" or hasattr(model, "project"):
+        yw = y / s[:, None]
+        sub = hysime(yw, estimate_noise(yw))
+        lo, hi = (1, 32) if model == "fasthyde" else (model.min_k, model.max_k)
+        k = int(min(max(int(sub.dim), lo), hi, L))
+        out["basis"] = sub.basis[:, :k]
+    return out
+
+
+def _method(model: Any, stats: dict[str, Any], device: torch.device, wavelengths: np.ndarray | None):
+    """(B, L, H, W) float32 physical tensor -> same, on ``device``."""
+    from hsikit.denoise.classical import fasthyde, lrmr
+
+    sigma = stats["sigma"].to(device)
+    basis = stats["basis"].to(device) if stats["basis"] is not None else None
+    if model == "fasthyde":
+        return lambda x: fasthyde(x, sigma, basis=basis)
+    if model == "lrmr":
+        return lambda x: lrmr(x, sigma)
+    vs = stats["value_scale"]
+    net = model.to(device).eval()
+    wl = None
+    if wavelengths is not None and np.isfinite(wavelengths).all():
+        wl = torch.as_tensor(wavelengths, dtype=torch.float32, device=device)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return net.denoise(x / vs, wavelengths=wl, sigma=sigma / vs, basis=basis) * vs
+
+    return run
+
+
+def denoise(
+    cube_or_path: Any,
+    model: str = DEFAULT_MODEL,
+    *,
+    sigma: str | float = "auto",
+    out: str | os.PathLike | None = None,
+    tile: int = 256,
+    overlap: int = 16,
+    batch_size: int = 4,
+    device: str = "auto",
+    bands: str = "valid",
+    overwrite: bool = True,
+    progress: Any = True,
+) -> DenoiseResult:
+    """Denoise a hyperspectral scene.
+
+    Parameters
+    ----------
+    cube_or_path
+        A scene path (any format hsikit reads), a cube (:mod:`hsikit.cube`) or a (band, y, x) array.
+    model
+        ``"fasthyde"`` (subspace + non-local means), ``"lrmr"`` (low-rank + sparse, for stripes, dead
+        lines and impulse noise) or a registered learned model with released weights (``"hsdt-s-sub"``).
+    sigma
+        ``"auto"``: per-band noise sigma by robust HySime; a number: iid noise of that sigma in the
+        scene's physical unit (after scale/offset).
+    out
+        Output path (COG, written atomically); None returns the result in memory (``result.cube``).
+    tile, overlap
+        Tile edge and halo (context pixels per side) in pixels.
+    batch_size
+        Tiles per method call.
+    device
+        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    bands
+        ``"valid"``: denoise the bands with ``bbl`` True and pass the others through; ``"all"``: all bands.
+    overwrite
+        Replace an existing output.
+    progress
+        Progress bar (True), silent (False) or a callback ``(done, total) -> bool | None``.
+
+    Returns
+    -------
+    DenoiseResult
+        Timing, tiles, the sigma used and (without ``out``) the denoised float32 cube.
+    """
+    t0 = time.perf_counter()
+    cube, source = _open(cube_or_path)
+    if cube.dims != (BAND, Y, X):
+        raise UsageError(f"expected a (band, y, x) cube, got dims {cube.dims}")
+    if bands not in ("valid", "all"):
+        raise UsageError(f"bands must be 'valid' or 'all', got {bands!r}")
+    if tile < 8 or overlap < 0 or batch_size < 1:
+        raise UsageError("tile must be >= 8, overlap >= 0 and batch size >= 1")
+    n_all = cube.sizes[BAND]
+    good = np.asarray(cube["bbl"].values, bool) if bands == "valid" else np.ones(n_all, bool)
+    idx = np.flatnonzero(good)
+    if n_all == 1:
+        raise InputError("a single-band (2-D) image cannot be denoised spectrally: give a (band, y, x) cube", source)
+    if idx.size < MIN_BANDS:
+        what = "valid bands" if bands == "valid" else "bands"
+        raise InputError(f"{idx.size} {what}: denoising needs at least {MIN_BANDS}", source)
+    dev = _device(device)
+    method_model = _resolve_model(model)
+    name = method_model if isinstance(method_model, str) else str(model).lower()
+    if out is not None:
+        from hsikit.io.atomic import check_output
+
+        check_output(Path(out), overwrite=overwrite)
+    scale = np.asarray(cube["scale"].values, np.float64)
+    offset = np.asarray(cube["offset"].values, np.float64)
+    nodata = cube.rio.nodata
+    check_nan = np.issubdtype(cube.dtype, np.floating) and not (nodata is not None and np.isnan(nodata))
+    phys = _sample(cube, idx, scale[idx], offset[idx], nodata, check_nan, source)
+    stats = _stats(method_model, phys, sigma, source)
+    wl = np.asarray(cube["wavelength"].values, np.float64)[idx]
+    run = _method(method_model, stats, dev, wl)
+    sc = torch.as_tensor(scale, dtype=torch.float32, device=dev)[None, :, None, None]
+    off = torch.as_tensor(offset, dtype=torch.float32, device=dev)[None, :, None, None]
+    sel = torch.as_tensor(idx, device=dev)
+    # nodata values reach fn unchanged (fill_value = nodata): in the denoised bands they are replaced by
+    # the band's mean for the method and written back as NaN, in the other bands they become NaN
+    fill = float(nodata) if nodata is not None else 0.0
+    band_mean = torch.as_tensor(phys.mean(axis=1), dtype=torch.float32, device=dev)[None, :, None, None]
+
+    def fn(batch: np.ndarray) -> np.ndarray:
+        raw = torch.as_tensor(np.asarray(batch, np.float32), device=dev)
+        bad = torch.isnan(raw)
+        if nodata is not None and not np.isnan(nodata):
+            bad |= raw == fill
+        x = raw * sc + off
+        y = x.clone()
+        xs = x[:, sel]
+        bs = bad[:, sel]
+        if bool(bs.any()):
+            xs = torch.where(bs, band_mean.expand_as(xs), xs)
+        y[:, sel] = run(xs).to(torch.float32)
+        y[bad] = float("nan")
+        return y.cpu().numpy()
+
+    from hsikit.engine.job import output_meta, run_scene
+
+    meta = output_meta(cube, dtype=np.float32)
+    if out is not None:
+        stats_run = run_scene(cube, fn, out, meta, tile=tile, halo=overlap, batch_size=batch_size,
+                              overwrite=overwrite, fill_value=fill, progress=progress, description="denoise")
+        result_cube = None
+    else:
+        from hsikit.cube import to_reflectance
+        from hsikit.engine.run import run_tiled
+
+        sink = _ArraySink(meta.count, meta.height, meta.width)
+        stats_run = run_tiled(cube, fn, sink, out_bands=meta.count, tile=tile, halo=overlap, batch_size=batch_size,
+                              nodata_out=np.nan, fill_value=fill, out_dtype=np.float32, progress=progress,
+                               description="denoise")
+        result_cube = to_reflectance(cube).copy(data=sink.data)
+        result_cube.attrs["denoise_model"] = name
+    basis = stats["basis"]
+    return DenoiseResult(
+        model=name, out=Path(out) if out is not None else None, seconds=time.perf_counter() - t0,
+        tiles=stats_run.tiles, tiles_skipped=stats_run.tiles_skipped, sigma=stats["sigma"].numpy(),
+        bands=[int(b) for b in cube[BAND].values[idx]], sigma_estimated=stats["estimated"],
+        subspace_dim=int(basis.shape[1]) if basis is not None else None, cube=result_cube,
+    )
