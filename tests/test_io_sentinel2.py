@@ -203,3 +203,28 @@ def test_errors(tmp_path) -> None:
     assert list(cube["band_name"].values) == ["B02", "B03", "B04"]
     assert s2.band_key("b8a") == "B8A" and s2.band_key("B2") == "B02"
     assert s2.offset_for_baseline("04.00") == -1000 and s2.offset_for_baseline("03.01") == 0
+
+
+def test_zipped_safe_reads_like_the_folder(fake_safe, tmp_path) -> None:
+    import zipfile
+
+    safe, _ = fake_safe
+    z = tmp_path / f"{safe.name[:-5]}.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for f in sorted(safe.rglob("*")):
+            if f.is_file():
+                zf.write(f, f.relative_to(safe.parent).as_posix())
+    from_zip = s2.read_sentinel2(z)
+    from_dir = s2.read_sentinel2(safe)
+    np.testing.assert_array_equal(from_zip.values, from_dir.values)
+    np.testing.assert_array_equal(from_zip["clear"].values, from_dir["clear"].values)
+    assert from_zip.attrs["add_offset_source"] == "MTD_MSIL2A.xml"
+    assert str(from_zip["time"].values[0]) == str(from_dir["time"].values[0])
+    folder = tmp_path / "zips"
+    folder.mkdir()
+    z.rename(folder / z.name)
+    assert s2.read_sentinel2(folder).shape == from_dir.shape
+    bad = tmp_path / "broken.zip"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="ZIP"):
+        s2.read_sentinel2(bad)

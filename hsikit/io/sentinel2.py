@@ -184,31 +184,30 @@ def offset_for_baseline(baseline: str | float) -> float:
 # --------------------------------------------------------------------------------------- discovery
 
 
-def _safe_scene(safe: Path) -> Scene:
-    mtd = next(iter(sorted(safe.glob("MTD_MSIL*.xml"))), None)
-    meta = parse_product_metadata(mtd) if mtd is not None else None
-    m = re.search(r"_N(\d{2})(\d{2})_", safe.name)
-    scene = Scene(_parse_time(safe.name), label=safe.name)
+def _scene_from_safe(name: str, mtd: tuple[str, bytes] | None, images: Sequence[str], where: Path) -> Scene:
+    """A Scene from a SAFE product's name, its MTD_MSIL*.xml (file name, bytes) and image paths."""
+    meta = parse_product_metadata(mtd[1]) if mtd is not None else None
+    m = re.search(r"_N(\d{2})(\d{2})_", name)
+    scene = Scene(_parse_time(name), label=name)
     if meta is not None:
         scene.time = meta["time"] or scene.time
         scene.quantification = meta["quantification"]
         scene.baseline = meta["baseline"]
         if meta["add_offset"]:
-            scene.add_offset, scene.offset_source = meta["add_offset"], f"{mtd.name}"
+            scene.add_offset, scene.offset_source = meta["add_offset"], mtd[0]
         elif meta["baseline"]:
             o = offset_for_baseline(meta["baseline"])
-            scene.add_offset, scene.offset_source = {b: o for b in S2_BANDS}, f"{mtd.name} baseline {meta['baseline']}"
+            scene.add_offset, scene.offset_source = {b: o for b in S2_BANDS}, f"{mtd[0]} baseline {meta['baseline']}"
     elif m:
         scene.baseline = f"{m.group(1)}.{m.group(2)}"
         if scene.baseline != "99.99":  # N9999: reprocessed / unknown
             o = offset_for_baseline(scene.baseline)
             scene.add_offset, scene.offset_source = {b: o for b in S2_BANDS}, f"baseline {scene.baseline} in the name"
-    images = [p for p in safe.glob("GRANULE/*/IMG_DATA/**/*") if p.suffix.lower() in _RASTER_SUFFIXES]
     if not images:
-        raise InputError("SAFE folder has no GRANULE/*/IMG_DATA images", safe)
-    best: dict[str, tuple[int, Path]] = {}
+        raise InputError("SAFE product has no GRANULE/*/IMG_DATA images", where)
+    best: dict[str, tuple[int, str]] = {}
     for p in images:
-        hit = _BAND_RE.search(p.stem)
+        hit = _BAND_RE.search(Path(p).stem)
         if not hit:
             continue
         b = band_key(hit.group(1))
@@ -217,10 +216,39 @@ def _safe_scene(safe: Path) -> Scene:
             best[b] = (res, p)
     for b, (_, p) in best.items():
         if b == "SCL":
-            scene.scl = BandSource(str(p))
+            scene.scl = BandSource(p)
         else:
-            scene.bands[b] = BandSource(str(p))
+            scene.bands[b] = BandSource(p)
     return scene
+
+
+def _safe_scene(safe: Path) -> Scene:
+    mtd = next(iter(sorted(safe.glob("MTD_MSIL*.xml"))), None)
+    images = sorted(str(p) for p in safe.glob("GRANULE/*/IMG_DATA/**/*") if p.suffix.lower() in _RASTER_SUFFIXES)
+    return _scene_from_safe(safe.name, (mtd.name, mtd.read_bytes()) if mtd is not None else None, images, safe)
+
+
+def _safe_zip_scene(path: Path) -> Scene:
+    """A zipped SAFE product (``S2?_MSIL2A_....SAFE.zip`` / ``.zip`` as downloaded); pixels read via /vsizip/."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+            safe = next((n.split("/")[0] for n in names if n.split("/")[0].upper().endswith(".SAFE")), None)
+            if safe is None:
+                raise InputError("ZIP holds no .SAFE product", path)
+            mtd_name = next((n for n in names if re.fullmatch(re.escape(safe) + r"/MTD_MSIL\w+\.xml", n)), None)
+            mtd = (Path(mtd_name).name, z.read(mtd_name)) if mtd_name else None
+    except zipfile.BadZipFile:
+        raise InputError("not a readable ZIP file", path) from None
+    images = sorted(f"/vsizip/{path.resolve()}/{n}" for n in names
+                    if "/IMG_DATA/" in n and n.startswith(f"{safe}/GRANULE/") and Path(n).suffix.lower() in _RASTER_SUFFIXES)
+    return _scene_from_safe(safe, mtd, images, path)
+
+
+def _is_safe_zip(p: Path) -> bool:
+    return p.is_file() and p.suffix.lower() == ".zip"
 
 
 def _files_scenes(files: Sequence[Path], band_names: Sequence[str] | None, level: str | None) -> list[Scene]:
@@ -296,7 +324,7 @@ def find_scenes(
 ) -> list[Scene]:
     """Group the files of ``source`` into acquisitions (unsorted, unread).
 
-    ``source`` is a SAFE folder, a folder of SAFE folders and/or band files, a STAC item collection
+    ``source`` is a SAFE folder or ZIP, a folder of SAFE folders / ZIPs and/or band files, a STAC item collection
     (``.json``), one raster or a list of any of these. Band files are recognised by a band token in
     the name (``_B02``, ``.b2.``, ``_B8A_20m``, ``_SCL``) and grouped by the date in the name
     (``YYYYMMDD[Thhmmss]``); multi-band stacks by ``BOA`` / ``TOA`` in the name or ``band_names``.
@@ -314,10 +342,14 @@ def find_scenes(
             raise InputError("file not found", p)
         if p.is_dir() and p.suffix.upper() == ".SAFE":
             scenes.append(_safe_scene(p))
+        elif _is_safe_zip(p):
+            scenes.append(_safe_zip_scene(p))
         elif p.is_dir():
             safes = sorted(q for q in p.iterdir() if q.is_dir() and q.suffix.upper() == ".SAFE"
                            and (level is None or product_level(q.name) in (level, None)))
             scenes.extend(_safe_scene(q) for q in safes)
+            zips = sorted(q for q in p.iterdir() if _is_safe_zip(q) and (level is None or product_level(q.name) in (level, None)))
+            scenes.extend(_safe_zip_scene(q) for q in zips)
             loose.extend(sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in _RASTER_SUFFIXES))
             for js in sorted(q for q in p.iterdir() if q.suffix.lower() == ".json"):
                 try:
