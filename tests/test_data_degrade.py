@@ -380,3 +380,16 @@ def test_cli_degrade_spectral_response(capsys, tmp_path, enmap_tile) -> None:
     np.testing.assert_allclose(pan.values[0], d.blur_decimate(torch.from_numpy(full[None]), 2)[0].numpy(), rtol=1e-5)
     rc, _, err = _cli(capsys, "degrade", str(enmap_tile), str(tmp_path / "x.tif"), "--srf", "pan:4")
     assert rc == 2 and "pan:LO-HI" in err
+
+
+def test_value_scale_max_on_a_uint16_cube(capsys, shared_data, tmp_path) -> None:
+    import hsikit
+
+    src = shared_data / "hsi_anomaly_scenes" / "abu-airport-1.mat"  # uint16 0-6604, scale 1
+    out = tmp_path / "abu.nc"
+    rc, _, err = _cli(capsys, "degrade", str(src), str(out), "--noise", "gaussian:0.1", "--value-scale", "max")
+    assert rc == 0, err
+    diff = hsikit.open(out).values - hsikit.open(src).values.astype(np.float32)
+    assert float(diff.std()) == pytest.approx(0.1 * 6604, rel=0.02)  # 10 % of the peak, in DN
+    rc, _, err = _cli(capsys, "degrade", str(src), str(out), "--noise", "gaussian:0.1", "--value-scale", "peak")
+    assert rc == 2 and "value_scale" in err

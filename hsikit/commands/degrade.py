@@ -26,9 +26,9 @@ def register(app: typer.Typer) -> None:
             "--srf", help="Simulate other bands first: a sensor (sentinel2, enmap, aviris) through Gaussian SRFs, "
             "or pan / pan:LO-HI (flat response, nm).")] = None,
         seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same output).")] = 0,
-        value_scale: Annotated[float, typer.Option(
+        value_scale: Annotated[str, typer.Option(
             "--value-scale", help="Physical value that noise parameters call 1 (10000 for reflectance x 10000 "
-            "files without a scale tag).")] = 1.0,
+            "files without a scale tag), or 'max' (the cube's peak value, as on min-max normalised cubes).")] = "1",
         bands: Annotated[str, typer.Option(help="Bands to keep first: all, valid, torchgeo202 or a list.")] = "all",
         overwrite: Annotated[bool, typer.Option("--overwrite/--no-overwrite", help="Replace an existing output.")] = True,
     ) -> None:
@@ -64,7 +64,11 @@ def register(app: typer.Typer) -> None:
         check_output(dst, overwrite=overwrite)
         t0 = time.perf_counter()
         cube = open_cube(src, bands=bands)
-        out = degrade_cube(cube, recipe, blur_ratio=blur_ratio, gnyq=gnyq, seed=seed, value_scale=value_scale, srf=srf)
+        try:
+            scale: float | str = float(value_scale)
+        except ValueError:
+            scale = value_scale
+        out = degrade_cube(cube, recipe, blur_ratio=blur_ratio, gnyq=gnyq, seed=seed, value_scale=scale, srf=srf)
         save_cube(out, dst, format=fmt, overwrite=overwrite)
         typer.echo(f"wrote {dst} ({out.attrs['degradation']}; {out.sizes['y']}x{out.sizes['x']} px) "
                    f"in {time.perf_counter() - t0:.1f} s")

@@ -840,7 +840,7 @@ def degrade_cube(
     blur_ratio: int | None = None,
     gnyq: float | Sequence[float] = 0.3,
     seed: SeedLike = 0,
-    value_scale: float = 1.0,
+    value_scale: float | str = 1.0,
     srf: str | None = None,
     device: str | torch.device = "cpu",
 ) -> Any:
@@ -870,7 +870,8 @@ def degrade_cube(
     seed
         Seed or generator of the noise.
     value_scale
-        Physical value that maps to 1 in the noise parameters.
+        Physical value that maps to 1 in the noise parameters, or ``"max"``: the cube's largest value
+        (noise relative to the peak, as on min-max normalised benchmark cubes; output in input units).
     srf
         Simulate other bands first: a sensor name (``"sentinel2"``, ``"enmap"``, ``"aviris"``: Gaussian
         SRFs of its band table, :func:`simulate_bands`; target bands the cube does not cover, or that
@@ -889,14 +890,19 @@ def degrade_cube(
 
     from hsikit.cube import BAND, TIME, geotransform, make_cube, to_reflectance
 
-    if value_scale <= 0:
+    phys = to_reflectance(cube)
+    values = np.asarray(phys.values, dtype=np.float32)
+    if isinstance(value_scale, str):
+        if value_scale.strip().lower() != "max":
+            raise UsageError(f"value_scale must be a number or 'max', got {value_scale!r}")
+        value_scale = float(np.nanmax(values))
+    value_scale = float(value_scale)
+    if not value_scale > 0:
         raise UsageError(f"value_scale must be > 0, got {value_scale}")
     r = int(blur_ratio or 1)
     if r < 1:
         raise UsageError(f"blur_ratio must be >= 1, got {blur_ratio}")
-    phys = to_reflectance(cube)
-    values = np.asarray(phys.values, dtype=np.float32)
-    t = torch.from_numpy(values).to(device) / float(value_scale)
+    t = torch.from_numpy(values).to(device) / value_scale
     bad = torch.isnan(t)
     band_meta = {
         "wavelength": cube["wavelength"].values, "fwhm": cube["fwhm"].values, "bbl": cube["bbl"].values,
@@ -914,7 +920,7 @@ def degrade_cube(
         bad = bad[..., o::r, o::r]
     if noise is not None:
         t = parse_noise(noise)(torch.where(bad, 0.0, t), as_generator(seed, t.device if isinstance(seed, int) else "cpu"))
-    t = torch.where(bad, float("nan"), t) * float(value_scale)
+    t = torch.where(bad, float("nan"), t) * value_scale
     out_values = t.cpu().numpy().astype(np.float32)
     described = [f"srf={srf}" if srf is not None else "", f"noise={noise}" if noise is not None else "",
                  f"blur_ratio={r} gnyq={gnyq}" if r > 1 else "",
