@@ -1,6 +1,28 @@
 """Spectral unmixing: endmember extraction, abundance estimation, the RRLbS robust method, an
-autoencoder, and :func:`hsikit.unmix.api.unmix` which ties them to scenes and files.
+autoencoder, and :func:`hsikit.unmix.api.unmix`, which ties them to scenes and files.
 
-Import the submodules directly (``hsikit.unmix.abundances``, ``hsikit.unmix.endmembers``, ...);
-``hsikit.unmix(...)`` is the task function.
+Submodules: :mod:`~hsikit.unmix.abundances` (FCLS, NNLS, UCLS, SUnSAL), :mod:`~hsikit.unmix.endmembers`
+(VCA, N-FINDR, ATGP, SiVM), :mod:`~hsikit.unmix.estimate_k` (HySime, HFC, NWHFC),
+:mod:`~hsikit.unmix.robust_l21` (RRLbS), :mod:`~hsikit.unmix.autoencoder`, :mod:`~hsikit.unmix.reference`
+(benchmark scenes with ground truth).
+
+This package is also callable: once it is imported, the attribute ``hsikit.unmix`` is this package
+(Python binds sub-packages over the lazy API function of the same name), so calling it forwards to
+:func:`hsikit.unmix.api.unmix`.
 """
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+
+class _CallablePackage(types.ModuleType):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from hsikit.unmix.api import unmix
+
+        return unmix(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage

@@ -90,14 +90,19 @@ def _kkt_solve(G: torch.Tensor, b: torch.Tensor, passive: torch.Tensor, sum_to_o
     return sol[:, :K] * p, sol[:, K]
 
 
-def _active_set(G: torch.Tensor, B: torch.Tensor, sum_to_one: bool, tol: float, max_iter: int) -> tuple[torch.Tensor, int]:
+def _active_set(G: torch.Tensor, B: torch.Tensor, sum_to_one: bool, tol: float, max_iter: int,
+                start: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
     """Primal active-set QP for every pixel at once: ``min 1/2 a^T G a - b^T a, a >= 0 (, sum a = 1)``.
 
-    ``G`` ``(K, K)`` and ``B`` ``(n, K)`` are pre-scaled so that ``tol`` is relative. Returns ``A (n, K)``
-    and the number of pixels that hit ``max_iter``.
+    ``G`` ``(K, K)`` and ``B`` ``(n, K)`` are pre-scaled so that ``tol`` is relative; ``start`` ``(n, K)``
+    is an optional feasible warm start (its positive entries form the initial free set). Returns
+    ``A (n, K)`` and the number of pixels that hit ``max_iter``.
     """
     n, K = B.shape
-    if sum_to_one:
+    if start is not None:
+        a = start.clone()
+        P = a > 0
+    elif sum_to_one:
         a = torch.full((n, K), 1.0 / K, dtype=G.dtype, device=G.device)
         P = torch.ones((n, K), dtype=torch.bool, device=G.device)
     else:
@@ -134,22 +139,58 @@ def _active_set(G: torch.Tensor, B: torch.Tensor, sum_to_one: bool, tol: float, 
     return a, int(live.numel())
 
 
+def batched_qp(G: torch.Tensor, B: torch.Tensor, *, sum_to_one: bool, tol: float = 1e-10, max_iter: int | None = None,
+               start: torch.Tensor | None = None) -> torch.Tensor:
+    """``argmin_a 1/2 a^T G a - b^T a`` s.t. ``a >= 0`` (and ``sum(a) = 1``) for every column ``b`` of ``B``.
+
+    The engine behind :func:`fcls` and :func:`nnls`, for callers that build their own quadratic (a
+    weighted data term, a linear penalty folded into ``B``).
+
+    Parameters
+    ----------
+    G
+        ``(K, K)`` symmetric positive definite matrix shared by all problems.
+    B
+        ``(K, N)`` linear terms, one problem per column.
+    sum_to_one
+        Add the constraint ``sum(a) = 1``.
+    tol, max_iter
+        As in :func:`fcls` (``tol`` relative to the mean diagonal of ``G``).
+    start
+        Optional ``(K, N)`` feasible warm start (e.g. the previous iterate of an alternating method);
+        its positive entries are the initial free sets.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(K, N)`` solutions.
+    """
+    if tol <= 0:
+        raise UsageError(f"tol must be positive, got {tol}")
+    K = G.shape[0]
+    scale = float(torch.diagonal(G).mean()) or 1.0
+    Gs = G / scale
+    Bs = (B / scale).T.contiguous()
+    iters = max_iter if max_iter is not None else 10 * K + 20
+    st = None
+    if start is not None:
+        st = start.to(dtype=G.dtype, device=G.device).T.clamp_min(0)
+        if sum_to_one:
+            total = st.sum(1, keepdim=True)
+            st = torch.where(total > 0, st / total.clamp_min(torch.finfo(G.dtype).tiny), torch.full_like(st, 1.0 / K))
+        st = st.contiguous()
+    out = torch.empty_like(Bs)
+    for s in range(0, Bs.shape[0], CHUNK):
+        out[s : s + CHUNK], _ = _active_set(Gs, Bs[s : s + CHUNK], sum_to_one, tol, iters,
+                                            None if st is None else st[s : s + CHUNK])
+    return out.T.contiguous()
+
+
 def _constrained(E: Any, Y: Any, sum_to_one: bool, tol: float, max_iter: int | None, dtype: torch.dtype) -> torch.Tensor:
     Y = as_tensor(Y, dtype)
     E = as_tensor(E, dtype, Y.device)
     _check(E, Y)
-    if tol <= 0:
-        raise UsageError(f"tol must be positive, got {tol}")
-    K = E.shape[1]
-    G = E.T @ E
-    scale = float(torch.diagonal(G).mean()) or 1.0
-    G = G / scale
-    B = (E.T @ Y / scale).T.contiguous()
-    iters = max_iter if max_iter is not None else 10 * K + 20
-    out = torch.empty_like(B)
-    for s in range(0, B.shape[0], CHUNK):
-        out[s : s + CHUNK], _ = _active_set(G, B[s : s + CHUNK], sum_to_one, tol, iters)
-    return out.T.contiguous()
+    return batched_qp(E.T @ E, E.T @ Y, sum_to_one=sum_to_one, tol=tol, max_iter=max_iter)
 
 
 def fcls(E: Any, Y: Any, *, tol: float = 1e-10, max_iter: int | None = None, dtype: torch.dtype = torch.float64) -> torch.Tensor:
