@@ -26,6 +26,7 @@ _API = {
     "evaluate_unmixing": ("hsikit.evaluate.api", "evaluate_unmixing"),
     "classify": ("hsikit.classify.api", "classify"),
     "fit_classifier": ("hsikit.classify.api", "fit_classifier"),
+    "unmix": ("hsikit.unmix.api", "unmix"),
 }
 
 __all__ = ["__version__", *_API]
