@@ -228,3 +228,29 @@ def test_zipped_safe_reads_like_the_folder(fake_safe, tmp_path) -> None:
     bad.write_bytes(b"not a zip")
     with pytest.raises(InputError, match="ZIP"):
         s2.read_sentinel2(bad)
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_series_masks_survive_netcdf_and_zarr(shared_data, tmp_path, suffix):
+    import hsikit
+
+    cube = hsikit.open(shared_data / "sentinel2_sen2r_barbellino", format="sentinel2")
+    out = hsikit.save(cube, tmp_path / f"s2{suffix}")
+    back = hsikit.open(out)
+    assert back.dims == cube.dims and back.sizes == cube.sizes
+    np.testing.assert_array_equal(back.values, cube.values)
+    np.testing.assert_array_equal(back["clear"].values, cube["clear"].values)
+    np.testing.assert_array_equal(back["scl"].values, cube["scl"].values)
+    assert back["clear"].dtype == bool
+    np.testing.assert_array_equal(back["time"].values, cube["time"].values)
+
+
+def test_open_dispatches_sentinel2_sources(shared_data):
+    import hsikit
+    from hsikit.io import detect_format
+
+    assert detect_format(shared_data / "sentinel2_eolearn_testpatch") == "eolearn"
+    patch = next((shared_data / "bigearthnet_s2_patches" / "benv1").glob("*.npz"))
+    assert detect_format(patch) == "bigearthnet"
+    cube = hsikit.open(shared_data / "sentinel2_eolearn_testpatch")
+    assert cube.dims == ("time", "band", "y", "x") and cube.sizes["band"] == 13

@@ -34,8 +34,39 @@ def _looks_like_enmap(p: Path) -> bool:
     return False
 
 
+def _looks_like_sentinel2(p: Path) -> bool:
+    """A SAFE product (folder or ZIP), a folder of SAFE products, or a STAC item collection (.json)."""
+    name = p.name.upper()
+    if name.endswith(".SAFE") or (name.endswith(".SAFE.ZIP") and zipfile.is_zipfile(p)):
+        return True
+    if p.is_dir():
+        return any(q.name.upper().endswith(".SAFE") for q in p.iterdir())
+    if p.suffix.lower() == ".json":
+        import json
+
+        try:
+            doc = json.loads(p.read_text())
+        except (ValueError, UnicodeDecodeError):
+            return False
+        return isinstance(doc, dict) and (doc.get("type") in ("FeatureCollection", "Feature"))
+    return False
+
+
+def _looks_like_bigearthnet(p: Path) -> bool:
+    if p.suffix.lower() != ".npz":
+        return False
+    import numpy as np
+
+    try:
+        with np.load(p) as z:
+            return {"B02", "B03", "B04"} <= set(z.files)
+    except (OSError, ValueError):
+        return False
+
+
 def detect_format(path: str | os.PathLike) -> str:
-    """Name of the reader for ``path``: enmap, envi, matlab, pngstack, netcdf, zarr or raster."""
+    """Name of the reader for ``path``: enmap, sentinel2, eolearn, bigearthnet, envi, matlab, pngstack,
+    netcdf, zarr or raster (``spectralearth`` is chosen with ``format=``)."""
     p = Path(path)
     if not p.exists():
         raise InputError("file not found", p)
@@ -44,6 +75,12 @@ def detect_format(path: str | os.PathLike) -> str:
         return "zarr"
     if _looks_like_enmap(p):
         return "enmap"
+    if _looks_like_sentinel2(p):
+        return "sentinel2"
+    if _looks_like_bigearthnet(p):
+        return "bigearthnet"
+    if p.is_dir() and (p / "data" / "REFERENCE_SCENES.npy").exists():
+        return "eolearn"
     if p.is_dir():
         entries = list(p.iterdir())
         subdirs = [q for q in entries if q.is_dir()]
@@ -68,10 +105,12 @@ def open_cube(path: str | os.PathLike, *, format: str | None = None, bands: str 
     ----------
     path
         GeoTIFF/COG, ENVI (.hdr + data, .sli libraries), EnMAP L2A product (folder, ZIP or
-        METADATA.XML), MATLAB .mat (v5 or v7.3), a folder of per-band PNGs (CAVE), NetCDF or Zarr
+        METADATA.XML), Sentinel-2 (SAFE folder/ZIP, a folder of SAFEs, a STAC item collection .json;
+        a (time, band, y, x) series), the eo-learn patch folder, BigEarthNet .npz patches, MATLAB .mat (v5 or v7.3), a folder of per-band PNGs (CAVE), NetCDF or Zarr
         written by hsikit.
     format
-        Force a reader (``raster``, ``envi``, ``enmap``, ``matlab``, ``pngstack``, ``netcdf``, ``zarr``).
+        Force a reader (``raster``, ``envi``, ``enmap``, ``sentinel2``, ``eolearn``, ``bigearthnet``,
+        ``spectralearth``, ``matlab``, ``pngstack``, ``netcdf``, ``zarr``).
     bands
         Band preset or list passed to :func:`hsikit.cube.select_bands`.
     **opts
@@ -92,6 +131,14 @@ def open_cube(path: str | os.PathLike, *, format: str | None = None, bands: str 
         from hsikit.io.export import read_dataset as reader
 
         opts.setdefault("engine", kind)
+    elif kind == "sentinel2":
+        from hsikit.io.sentinel2 import read_sentinel2 as reader
+    elif kind == "eolearn":
+        from hsikit.io.sentinel2 import read_eolearn_patch as reader
+    elif kind == "bigearthnet":
+        from hsikit.io.sentinel2 import read_bigearthnet_patch as reader
+    elif kind == "spectralearth":
+        from hsikit.io.spectralearth import read_patch as reader
     else:
         raise UsageError(f"unknown input format {kind!r}")
     if kind == "enmap":  # presets refer to the product's 224 bands, before the overlap policy

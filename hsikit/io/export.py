@@ -371,7 +371,7 @@ def read_dataset(path: str | os.PathLike, *, engine: str = "netcdf", variable: s
     gt = ds["spatial_ref"].attrs.get("GeoTransform") if crs is not None or "spatial_ref" in ds else None
     transform = Affine.from_gdal(*[float(v) for v in gt.split()]) if gt else None
     nodata = var.attrs.get("_FillValue", var.encoding.get("_FillValue"))
-    return make_cube(
+    cube = make_cube(
         var.data,
         wavelength=var["wavelength"].values,
         fwhm=var["fwhm"].values,
@@ -389,3 +389,9 @@ def read_dataset(path: str | os.PathLike, *, engine: str = "netcdf", variable: s
         source=str(p),
         name=names[0],
     )
+    # per-pixel layers stored beside the cube (e.g. Sentinel-2 ``clear`` / ``scl`` masks on (time, y, x))
+    extra = {k: c for k, c in var.coords.items()
+             if k not in cube.coords and k != "spatial_ref" and c.dims and set(c.dims) <= {TIME, Y, X}}
+    if extra:
+        cube = cube.assign_coords({k: (c.dims, np.asarray(c.values)) for k, c in extra.items()})
+    return cube
