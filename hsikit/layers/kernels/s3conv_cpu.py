@@ -39,34 +39,61 @@ def _onednn_ok(dtype: torch.dtype) -> bool:
     return (
         dtype in (torch.float32, torch.bfloat16)
         and torch.backends.mkldnn.is_available()
-        and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+        and hasattr(torch.ops.mkldnn, "_convolution_pointwise_")
     )
 
 
-def _frames(t: torch.Tensor, b: int, lo: int, hi: int) -> torch.Tensor:
-    """Bands [lo, hi) of sample b of a (B, C, D, H, W) tensor as (hi-lo, C, H, W) channels-last frames
-    (a view when t is channels_last_3d, else a small copy)."""
-    return t[b, :, lo:hi].transpose(0, 1).contiguous(memory_format=_CL)
+def _frames(t: torch.Tensor, b: int, lo: int, hi: int, work: torch.Tensor | None = None) -> torch.Tensor:
+    """Bands [lo, hi) of sample b of a (B, C, D, H, W) tensor as (hi-lo, C, H, W) channels-last frames:
+    a view when t is channels_last_3d, else copied into the workspace ``work`` (or a new tensor)."""
+    f = t[b, :, lo:hi].transpose(0, 1)
+    if f.is_contiguous(memory_format=_CL):
+        return f
+    if work is None:
+        return f.contiguous(memory_format=_CL)
+    return work[: hi - lo].copy_(f)
 
 
 def _rows(f: torch.Tensor) -> torch.Tensor:
     """(n, C, H, W) channels-last frames -> (n*H*W, C) rows (a view)."""
-    f = f.contiguous(memory_format=_CL)
+    if not f.is_contiguous(memory_format=_CL):
+        raise AssertionError("frames must be channels-last contiguous")
     return f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
 
 
-def _conv_act(f: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, pad: int, slope: float | None) -> torch.Tensor:
-    """act(conv2d(f, w, b)) on channels-last frames; act = LeakyReLU(slope) or identity."""
+def _workspace(n: int, c: int, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
+    """(n, c, h, w) channels-last frames, allocated once per call and reused by every chunk."""
+    return torch.empty((n, h, w, c), dtype=like.dtype, device=like.device).permute(0, 3, 1, 2)
+
+
+def _conv_into(out: torch.Tensor, f: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, slope: float | None) -> torch.Tensor:
+    """out[...] = act(conv2d(f, w, b)) (zero padding k // 2) on channels-last frames, written in place.
+
+    oneDNN's in-place conv (``mkldnn._convolution_pointwise_``, accumulating into a zeroed ``out``) for
+    float32/bfloat16, so no tensor is allocated; ``F.conv2d`` otherwise. act = LeakyReLU or identity.
+    """
+    pad = w.shape[-1] // 2
     if _onednn_ok(f.dtype):
-        attr, scalars = ("leaky_relu", [slope]) if slope is not None else ("none", [])
-        return torch.ops.mkldnn._convolution_pointwise(f, w, b, [pad, pad], [1, 1], [1, 1], 1, attr, scalars, "")
-    y = F.conv2d(f, w, b, padding=pad)
-    return F.leaky_relu_(y, slope) if slope is not None else y
+        out.zero_()
+        torch.ops.mkldnn._convolution_pointwise_.binary(out, f, w, b, [pad, pad], [1, 1], [1, 1], 1, "add", 1.0, None, [], None)
+    else:
+        out.copy_(F.conv2d(f, w, b, padding=pad))
+    return F.leaky_relu_(out, slope) if slope is not None else out
+
+
+def _matmul_into(out: torch.Tensor, f: torch.Tensor, w: torch.Tensor) -> None:
+    """out += f applied to the channel matrix w (C_o, C_i) per pixel, on channels-last frames, in place
+    (a 1x1 oneDNN conv accumulating into ``out`` for float32/bfloat16, ``addmm_`` on rows otherwise)."""
+    if _onednn_ok(f.dtype):
+        w11 = w[:, :, None, None].contiguous()
+        torch.ops.mkldnn._convolution_pointwise_.binary(out, f, w11, None, [0, 0], [1, 1], [1, 1], 1, "add", 1.0, None, [], None)
+    else:
+        _rows(out).addmm_(_rows(f), w.t())
 
 
 def _chunks(num_bands: int, band_bytes: int, pad: int):
     """Yield (d0, d1, lo, hi): output bands [d0, d1) and the input bands [lo, hi) they need."""
-    step = max(1, CHUNK_BYTES // max(band_bytes, 1))
+    step = _step(num_bands, band_bytes)
     for d0 in range(0, num_bands, step):
         d1 = min(d0 + step, num_bands)
         yield d0, d1, max(d0 - pad, 0), min(d1 + pad, num_bands)
@@ -109,70 +136,88 @@ class _S3ConvCPU(torch.autograd.Function):
         return (gx, None, g_spec_w, gsb if ctx.has_spectral_bias else None, None, *g_spatial, *g_spatial_b)
 
 
+def _step(num_bands: int, band_bytes: int) -> int:
+    return max(1, min(num_bands, CHUNK_BYTES // max(band_bytes, 1)))
+
+
 def _forward(x, ws2d, bs, wt, spectral_bias, slope, p):
-    B, _, D, H, W = x.shape
+    B, c_in, D, H, W = x.shape
     c_out = wt[0].shape[0]
+    n_sp = len(ws2d)
     buf = torch.empty((B, D, H, W, c_out), dtype=x.dtype, device=x.device)  # channels-last storage
-    band_bytes = max(x.shape[1], c_out) * H * W * x.element_size()
+    band_bytes = max(c_in, c_out) * H * W * x.element_size()
+    step = _step(D, band_bytes)
+    xwork = None if x.is_contiguous(memory_format=torch.channels_last_3d) else _workspace(step + 2 * p, c_in, H, W, x)
+    hwork = [_workspace(step, c_out, H, W, x) for _ in range(min(n_sp - 1, 2))]
     for b in range(B):
         for d0, d1, lo, hi in _chunks(D, band_bytes, p):
-            f = _frames(x, b, lo, hi)
+            n = d1 - d0
+            f = _frames(x, b, lo, hi, xwork)
+            o_frames = buf[b, d0:d1].permute(0, 3, 1, 2)  # (n, C_out, H, W) view of the output
             h = f[d0 - lo : d1 - lo]
-            for w, bias in zip(ws2d, bs):
-                h = _conv_act(h, w, bias, w.shape[-1] // 2, slope)
-            o = buf[b, d0:d1].reshape(-1, c_out)
-            torch.addmm(_rows(h), _rows(f[d0 - lo : d1 - lo]), wt[p].t(), out=o)
-            npix = H * W
+            for i, (w, bias) in enumerate(zip(ws2d, bs)):
+                h = _conv_into(o_frames if i == n_sp - 1 else hwork[i % 2][:n], h, w, bias, slope)
             for t in range(len(wt)):
-                if t == p:
-                    continue
                 off = t - p
                 a, e = _tap_range(d0, d1, off, D)
                 if e > a:
-                    src = _rows(f[a + off - lo : e + off - lo])
-                    o[(a - d0) * npix : (e - d0) * npix].addmm_(src, wt[t].t())
+                    _matmul_into(o_frames[a - d0 : e - d0], f[a + off - lo : e + off - lo], wt[t])
             if spectral_bias is not None:
-                o.add_(spectral_bias)
+                buf[b, d0:d1].add_(spectral_bias)
     return buf.permute(0, 4, 1, 2, 3)
 
 
 def _backward(grad, x, ws2d, bs, wt, slope, p, need_x):
+    """Chunked backward: recompute a chunk's h_1 .. h_n from x, then the chain rule per chunk."""
     B, c_in, D, H, W = x.shape
     c_out = wt[0].shape[0]
     npix = H * W
+    n_sp = len(ws2d)
     gbuf = torch.empty((B, D, H, W, c_in), dtype=x.dtype, device=x.device) if need_x else None
     gws2d = [torch.zeros_like(w) for w in ws2d]
     gbs = [torch.zeros(c_out, dtype=x.dtype) for _ in bs]
     gwt = [torch.zeros_like(w) for w in wt]
     gsb = torch.zeros(c_out, dtype=x.dtype)
-    band_bytes = max(c_in, c_out) * H * W * x.element_size()
+    flipped = [w.flip(-1, -2).transpose(0, 1).contiguous() for w in ws2d]  # transposed-conv weights
+    wt_t = [w.t().contiguous() for w in wt]
+    band_bytes = max(c_in, c_out) * npix * x.element_size()
+    step = _step(D, band_bytes)
+    cl3d = torch.channels_last_3d
+    xwork = None if x.is_contiguous(memory_format=cl3d) else _workspace(step + 2 * p, c_in, H, W, x)
+    gwork = None if grad.is_contiguous(memory_format=cl3d) else _workspace(step + 2 * p, c_out, H, W, x)
+    hwork = [_workspace(step, c_out, H, W, x) for _ in range(n_sp)]  # recomputed h_1 .. h_n
+    awork = _workspace(step, c_out, H, W, x)  # gradient at a conv output (after the activation backward)
+    cwork = [_workspace(step, c_out, H, W, x) for _ in range(min(n_sp - 1, 2))]  # gradient at a conv input
     for b in range(B):
         for d0, d1, lo, hi in _chunks(D, band_bytes, p):
-            f = _frames(x, b, lo, hi)
-            g = _frames(grad, b, lo, hi)
+            n = d1 - d0
+            f = _frames(x, b, lo, hi, xwork)
+            g = _frames(grad, b, lo, hi, gwork)
             fc, gc = f[d0 - lo : d1 - lo], g[d0 - lo : d1 - lo]
             hs = [fc]
-            for w, bias in zip(ws2d, bs):
-                hs.append(_conv_act(hs[-1], w, bias, w.shape[-1] // 2, slope))
-            ga = gc
-            for i in reversed(range(len(ws2d))):
+            for i, (w, bias) in enumerate(zip(ws2d, bs)):
+                hs.append(_conv_into(hwork[i][:n], hs[-1], w, bias, slope))
+            gcur = gc
+            for i in reversed(range(n_sp)):
                 if slope is not None:
-                    ga = torch.ops.aten.leaky_relu_backward(ga, hs[i + 1], slope, True)
+                    ga = torch.ops.aten.leaky_relu_backward.grad_input(gcur, hs[i + 1], slope, True, grad_input=awork[:n])
+                else:
+                    ga = gcur
                 pad = ws2d[i].shape[-1] // 2
-                mask = [i > 0 or need_x, True, bs[i] is not None]
-                gin, gw, gb = torch.ops.aten.convolution_backward(
+                _, gw, gb = torch.ops.aten.convolution_backward(
                     ga, hs[i], ws2d[i], [c_out] if bs[i] is not None else None,
-                    [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, mask,
+                    [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, [False, True, bs[i] is not None],
                 )  # fmt: skip
                 gws2d[i] += gw
                 if gb is not None:
                     gbs[i] += gb
-                ga = gin
+                if i > 0:
+                    gcur = _conv_into(cwork[(n_sp - 1 - i) % 2][:n], ga, flipped[i], None, None)
+                elif need_x:
+                    _conv_into(gbuf[b, d0:d1].permute(0, 3, 1, 2), ga, flipped[0], None, None)  # = gx_frames
             grows = _rows(gc)
             gsb += grows.sum(0)
-            if need_x:
-                o = gbuf[b, d0:d1].reshape(-1, c_in)
-                torch.addmm(_rows(ga), grows, wt[p], out=o)
+            gx_frames = gbuf[b, d0:d1].permute(0, 3, 1, 2) if need_x else None
             for t in range(len(wt)):
                 off = t - p
                 # weight: out[d] += x[d + off] W_t^T  ->  dW_t += g[d]^T x[d + off]
@@ -180,10 +225,10 @@ def _backward(grad, x, ws2d, bs, wt, slope, p, need_x):
                 if e > a:
                     gwt[t].addmm_(_rows(g[a - lo : e - lo]).t(), _rows(f[a + off - lo : e + off - lo]))
                 # input: dx[e] += g[e - off] W_t, for e - off in [0, D)
-                if need_x and t != p:
+                if need_x:
                     a, e = _tap_range(d0, d1, -off, D)
                     if e > a:
-                        o[(a - d0) * npix : (e - d0) * npix].addmm_(_rows(g[a - off - lo : e - off - lo]), wt[t])
+                        _matmul_into(gx_frames[a - d0 : e - d0], g[a - off - lo : e - off - lo], wt_t[t])
     gx = gbuf.permute(0, 4, 1, 2, 3) if need_x else None
     return gx, gws2d, gbs, gwt, gsb
 
