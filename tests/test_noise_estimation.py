@@ -107,3 +107,17 @@ def test_poisson_and_errors():
         estimate_noise(y, noise_type="gamma")
     with pytest.raises(UsageError):
         estimate_sigma(rng.random((4, 4)))
+
+
+def test_robust_sigma_ignores_sparse_outliers(shared_data):
+    x = _sandiego(shared_data)[:60]
+    rng = np.random.default_rng(6)
+    y = x + 0.02 * rng.standard_normal(x.shape)
+    hit = rng.random(y.shape) < 0.03
+    hit[:40] = False  # impulses in the last 20 bands only
+    y[hit] = rng.choice([0.0, 1.0], int(hit.sum()))
+    plain = estimate_sigma(y).numpy()
+    robust = estimate_sigma(y, robust=True).numpy()
+    assert np.median(plain[40:]) > 3 * 0.02  # the residual power counts the impulses as noise
+    assert np.median(robust[:40]) == pytest.approx(0.02, rel=0.1)
+    assert np.median(robust[40:]) == pytest.approx(0.02, rel=0.25)

@@ -136,6 +136,35 @@ def _robust_cov(w: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
     return torch.diag_embed((1.482602218505602 * med) ** 2)
 
 
+#: Winsorising passes of the robust estimate, and the clip in robust sigmas.
+ROBUST_PASSES = 3
+ROBUST_CLIP = 3.0
+
+
+def _robust_additive(y: torch.Tensor, m: torch.Tensor | None, dof_correction: bool) -> NoiseEstimate:
+    """Regression noise estimate that sparse outliers do not drive.
+
+    Pass k regresses the current cube, takes sigma from the median absolute residual, and replaces each
+    value whose residual exceeds ``ROBUST_CLIP`` sigma by its prediction plus the clipped residual
+    (winsorising), so impulses, stripes and dead lines stop leaking into the regressions of the other
+    bands. The noise estimate is the original cube minus the last pass's prediction.
+    """
+    L = y.shape[-2]
+    n = _count(y, m)
+    fix = (n / (n - L + 1).clamp_min(1))[..., None, None] if dof_correction else 1.0
+    cur = y
+    for _ in range(ROBUST_PASSES):
+        est = _additive(cur, m, False)
+        cov = _robust_cov(est.noise, m) * fix
+        clip = ROBUST_CLIP * torch.diagonal(cov, dim1=-2, dim2=-1).sqrt().unsqueeze(-1)
+        pred = cur - est.noise
+        cur = pred + torch.maximum(torch.minimum(est.noise, clip), -clip)
+    w = y - pred
+    if m is not None:
+        w = w * m.unsqueeze(-2)
+    return NoiseEstimate(noise=w, cov=cov)
+
+
 def estimate_noise(
     y: Any, *, noise_type: NoiseType = "additive", mask: Any = None, dof_correction: bool = True, robust: bool = False
 ) -> NoiseEstimate:
@@ -154,8 +183,9 @@ def estimate_noise(
         Scale the residual variance by N / (N - L + 1), the degrees of freedom of the regression
         (unbiased for small tiles; the 2008 reference omits it: pass False to match it exactly).
     robust
-        Take sigma from the median absolute residual (times 1.4826) instead of the residual power, so
-        that sparse outliers (impulse noise, stripes, dead lines) do not inflate it (additive only).
+        Take sigma from the median absolute residual (times 1.4826) instead of the residual power, and
+        winsorise outlying values between regression passes (:func:`_robust_additive`), so that sparse
+        outliers (impulse noise, stripes, dead lines) do not inflate it (additive only).
 
     Returns
     -------
@@ -167,14 +197,9 @@ def estimate_noise(
     if bool((_count(t, m) <= t.shape[-2]).any()):
         raise UsageError(f"HySime needs more pixels than bands ({t.shape[-1]} pixels, {t.shape[-2]} bands)")
     if noise_type == "additive":
-        est = _additive(t, m, dof_correction)
-        if robust:
-            cov = _robust_cov(est.noise, m)
-            if dof_correction:
-                n = _count(t, m)
-                cov = cov * (n / (n - t.shape[-2] + 1).clamp_min(1))[..., None, None]
-            est = NoiseEstimate(noise=est.noise, cov=cov)
-        return est
+        if not robust:
+            return _additive(t, m, dof_correction)
+        return _robust_additive(t, m, dof_correction)
     if noise_type == "poisson":
         sq = t.clamp_min(0).sqrt()
         est = _additive(sq, m, dof_correction)

@@ -113,13 +113,18 @@ class SubspaceDenoiseModule(L.LightningModule):
         Window edge and windows per step.
     lr, lr_min, lr_steps
         Adam learning rate, cosine-annealed to ``lr_min`` over ``lr_steps``.
+    freeze_bn
+        Keep BatchNorm in eval mode (running statistics, not batch statistics) while training: the
+        windows of one step come from one crop, so batch statistics differ from the running ones used at
+        inference; frozen, training and inference compute the same function.
     reuse
         Steps that draw their windows from the same projected crop (the projection and the NLM
         prefilter cost about as much as a step on the CPU); the loader's crops in between are skipped.
     """
 
     def __init__(self, model_config: dict[str, Any], model_name: str = "hsdt-s-sub", patch: int = 32,
-                 patches: int = 8, lr: float = 5e-4, lr_min: float = 5e-5, lr_steps: int = 20000, reuse: int = 4) -> None:
+                 patches: int = 8, lr: float = 5e-4, lr_min: float = 5e-5, lr_steps: int = 20000, reuse: int = 4,
+                 freeze_bn: bool = True) -> None:
         super().__init__()
         self.save_hyperparameters()
         from hsikit.zoo import create_model
@@ -131,6 +136,12 @@ class SubspaceDenoiseModule(L.LightningModule):
         self.val_base: list[float] = []
         self._crop: tuple[Any, ...] | None = None
         self._uses = 0
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self.hparams.get("freeze_bn", False):
+            for mod in self.model.modules():
+                if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+                    mod.eval()
 
     def training_step(self, batch: dict[str, torch.Tensor], _: int) -> torch.Tensor:
         m = self.model
