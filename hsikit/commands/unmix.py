@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
         lam: Annotated[Optional[float], typer.Option(help="Sparsity weight of rrlbs (relative) or sunsal (data units squared).")] = None,
         epochs: Annotated[Optional[int], typer.Option(help="Training steps of the autoencoder.")] = None,
         device: Annotated[Optional[str], typer.Option(help="Torch device, e.g. cuda (default: cpu).")] = None,
+        threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")] = None,
         overwrite: Annotated[bool, typer.Option("--overwrite/--no-overwrite", help="Replace existing outputs.")] = True,
     ) -> None:
         """Unmix a scene: endmember spectra + one abundance band per endmember + a residual RMSE band.
@@ -39,8 +40,15 @@ def register(app: typer.Typer) -> None:
 
             hsikit unmix scene.tif fractions.tif --method sunsal --library minerals.sli --lam 1e-3
         """
+        import torch
+
         from hsikit.errors import UsageError
         from hsikit.unmix.api import unmix as run
+
+        if threads is not None:
+            if threads < 1:
+                raise UsageError(f"--threads must be >= 1, got {threads}")
+            torch.set_num_threads(threads)
 
         k: int | str
         if endmembers.strip().lower() == "auto":

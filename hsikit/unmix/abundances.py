@@ -66,28 +66,72 @@ def ucls(E: Any, Y: Any, *, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     return torch.linalg.lstsq(E, Y).solution
 
 
-def _kkt_solve(G: torch.Tensor, b: torch.Tensor, passive: torch.Tensor, sum_to_one: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Solve the equality-constrained subproblem on each pixel's passive set.
+class _SubsetSolver:
+    """Equality-constrained least squares on each pixel's free set, grouped by free set.
 
-    ``min_z 1/2 z^T G z - b^T z`` with ``z_i = 0`` off the passive set (and ``sum z = 1``). ``b`` and
-    ``passive`` are ``(n, K)``; returns ``z (n, K)`` and the multiplier ``mu (n,)`` of the sum constraint
-    (zero without it), so that ``G z - b + mu = 0`` on the passive set.
+    For a free set ``P`` the solution of ``min_z 1/2 z^T G z - b^T z`` with ``z_i = 0`` off ``P`` (and
+    ``sum z = 1``) is affine in ``b``: ``z = W_P b + c_P`` and the multiplier of the sum constraint is
+    ``mu = u_P . b - v_P`` (with ``H = G_PP^-1``: ``W = H - H 1 1^T H / (1^T H 1)``, ``c = H 1 / (1^T H 1)``,
+    ``u = H 1 / (1^T H 1)``, ``v = 1 / (1^T H 1)``). The matrices are computed once per free set and
+    cached; each iteration then costs one small matrix product per distinct free set (the combinatorial
+    idea of Van Benthem & Keenan, 2004), instead of one factorisation per pixel.
     """
-    n, K = b.shape
-    p = passive.to(G.dtype)
-    M = torch.zeros((n, K + 1, K + 1), dtype=G.dtype, device=G.device)
-    M[:, :K, :K] = G * (p[:, :, None] * p[:, None, :])
-    M[:, :K, :K] += torch.diag_embed(1.0 - p)
-    rhs = torch.zeros((n, K + 1), dtype=G.dtype, device=G.device)
-    rhs[:, :K] = b * p
-    if sum_to_one:
-        M[:, :K, K] = p
-        M[:, K, :K] = p
-        rhs[:, K] = 1.0
-    else:
-        M[:, K, K] = 1.0
-    sol = torch.linalg.solve(M, rhs.unsqueeze(-1)).squeeze(-1)
-    return sol[:, :K] * p, sol[:, K]
+
+    def __init__(self, G: torch.Tensor, sum_to_one: bool) -> None:
+        self.G, self.sum_to_one = G, sum_to_one
+        K = G.shape[0]
+        self.K = K
+        self.bits = (2 ** torch.arange(K, device=G.device)).to(torch.int64)
+        self.slot: dict[int, int] = {}
+        z = G.new_zeros
+        self.W, self.c, self.u, self.v = z((0, K, K)), z((0, K)), z((0, K)), z((0,))
+
+    def _add(self, codes: list[int]) -> None:
+        """Factor the free sets ``codes`` (bit k set = endmember k free), all in one batched inverse."""
+        G, K = self.G, self.K
+        ct = torch.tensor(codes, dtype=torch.int64, device=G.device)
+        p = ((ct[:, None] >> torch.arange(K, device=G.device)) & 1).to(G.dtype)  # (U, K)
+        mask = p[:, :, None] * p[:, None, :]
+        M = G * mask + torch.diag_embed(1.0 - p)
+        try:
+            H = torch.linalg.inv(M)
+        except RuntimeError:  # a singular free set (duplicate endmembers): least-norm solutions
+            H = torch.linalg.pinv(M)
+        H = H * mask
+        if self.sum_to_one:
+            h1 = H.sum(2)
+            tot = h1.sum(1)
+            tot = torch.where(tot.abs() > 1e-300, tot, torch.full_like(tot, 1e-300))
+            W = H - h1[:, :, None] * h1[:, None, :] / tot[:, None, None]
+            c = h1 / tot[:, None]
+            v = 1.0 / tot
+        else:
+            W, c, v = H, torch.zeros_like(p), torch.zeros_like(p[:, 0])
+        base = self.W.shape[0]
+        self.slot.update({code: base + i for i, code in enumerate(codes)})
+        self.W = torch.cat([self.W, W])
+        self.c = torch.cat([self.c, c])
+        self.u = torch.cat([self.u, c])
+        self.v = torch.cat([self.v, v])
+
+    def __call__(self, b: torch.Tensor, passive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``b``, ``passive`` ``(n, K)`` -> ``z`` ``(n, K)`` (zero off the free set) and ``mu`` ``(n,)``."""
+        codes = (passive.to(torch.int64) * self.bits).sum(1)
+        uniq, inv = torch.unique(codes, return_inverse=True)
+        ul = uniq.tolist()
+        new = [c for c in ul if c not in self.slot]
+        if new:
+            self._add(new)
+        slots = torch.tensor([self.slot[c] for c in ul], dtype=torch.long, device=b.device)
+        if len(ul) == 1:
+            k = int(slots[0])
+            z = b @ self.W[k].T + self.c[k]
+            mu = b @ self.u[k] - self.v[k] if self.sum_to_one else b.new_zeros(b.shape[0])
+            return z, mu
+        idx = slots[inv]
+        z = torch.bmm(self.W[idx], b.unsqueeze(-1)).squeeze(-1) + self.c[idx]
+        mu = (self.u[idx] * b).sum(1) - self.v[idx] if self.sum_to_one else b.new_zeros(b.shape[0])
+        return z, mu
 
 
 def _active_set(G: torch.Tensor, B: torch.Tensor, sum_to_one: bool, tol: float, max_iter: int,
@@ -110,11 +154,12 @@ def _active_set(G: torch.Tensor, B: torch.Tensor, sum_to_one: bool, tol: float, 
         P = torch.zeros((n, K), dtype=torch.bool, device=G.device)
     live = torch.arange(n, device=G.device)
     inf = torch.tensor(math.inf, dtype=G.dtype, device=G.device)
+    solve = _SubsetSolver(G, sum_to_one)
     for _ in range(max_iter):
         if live.numel() == 0:
             break
         Pi, ai, bi = P[live], a[live], B[live]
-        z, mu = _kkt_solve(G, bi, Pi, sum_to_one)
+        z, mu = solve(bi, Pi)
         bad = Pi & (z <= 0)
         step = bad.any(1)
         # infeasible: move from a towards z until the first passive variable hits zero, drop it
@@ -165,32 +210,39 @@ def batched_qp(G: torch.Tensor, B: torch.Tensor, *, sum_to_one: bool, tol: float
     torch.Tensor
         ``(K, N)`` solutions.
     """
+    return _qp_rows(G, B.T, sum_to_one, tol, max_iter, None if start is None else start.T).T.contiguous()
+
+
+def _qp_rows(G: torch.Tensor, Bt: torch.Tensor, sum_to_one: bool, tol: float, max_iter: int | None,
+             start: torch.Tensor | None) -> torch.Tensor:
+    """:func:`batched_qp` with one problem per *row*: ``Bt`` and ``start`` ``(N, K)``, returns ``(N, K)``."""
     if tol <= 0:
         raise UsageError(f"tol must be positive, got {tol}")
     K = G.shape[0]
     scale = float(torch.diagonal(G).mean()) or 1.0
     Gs = G / scale
-    Bs = (B / scale).T.contiguous()
+    Bs = Bt / scale
     iters = max_iter if max_iter is not None else 10 * K + 20
     st = None
     if start is not None:
-        st = start.to(dtype=G.dtype, device=G.device).T.clamp_min(0)
+        st = start.to(dtype=G.dtype, device=G.device).clamp_min(0)
         if sum_to_one:
             total = st.sum(1, keepdim=True)
             st = torch.where(total > 0, st / total.clamp_min(torch.finfo(G.dtype).tiny), torch.full_like(st, 1.0 / K))
-        st = st.contiguous()
+    if Bs.shape[0] <= CHUNK:
+        return _active_set(Gs, Bs, sum_to_one, tol, iters, st)[0]
     out = torch.empty_like(Bs)
     for s in range(0, Bs.shape[0], CHUNK):
         out[s : s + CHUNK], _ = _active_set(Gs, Bs[s : s + CHUNK], sum_to_one, tol, iters,
                                             None if st is None else st[s : s + CHUNK])
-    return out.T.contiguous()
+    return out
 
 
 def _constrained(E: Any, Y: Any, sum_to_one: bool, tol: float, max_iter: int | None, dtype: torch.dtype) -> torch.Tensor:
     Y = as_tensor(Y, dtype)
     E = as_tensor(E, dtype, Y.device)
     _check(E, Y)
-    return batched_qp(E.T @ E, E.T @ Y, sum_to_one=sum_to_one, tol=tol, max_iter=max_iter)
+    return _qp_rows(E.T @ E, (E.T @ Y).T, sum_to_one, tol, max_iter, None).T.contiguous()
 
 
 def fcls(E: Any, Y: Any, *, tol: float = 1e-10, max_iter: int | None = None, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -202,6 +254,8 @@ def fcls(E: Any, Y: Any, *, tol: float = 1e-10, max_iter: int | None = None, dty
     batched ``(K+1) x (K+1)`` solve), steps back to the feasible region when a free abundance would be
     negative, and otherwise frees the endmember with the most negative Lagrange multiplier. A pixel
     stops when all multipliers are ``>= -tol``; the result then satisfies the KKT conditions exactly.
+    Pixels sharing a free set share its (cached) solution operator, so an iteration costs a few
+    small matrix products for the whole image.
 
     Parameters
     ----------
@@ -225,6 +279,8 @@ def fcls(E: Any, Y: Any, *, tol: float = 1e-10, max_iter: int | None = None, dty
     ----------
     Heinz, D. C., Chang, C.-I. (2001). Fully constrained least squares linear spectral mixture analysis.
     IEEE TGRS 39(3), 529-545. Lawson, C. L., Hanson, R. J. (1974). Solving Least Squares Problems, ch. 23.
+    Van Benthem, M. H., Keenan, M. R. (2004). Fast algorithm for the solution of large-scale
+    non-negativity-constrained least squares problems. J. Chemometrics 18, 441-450.
     """
     return _constrained(E, Y, True, tol, max_iter, dtype)
 

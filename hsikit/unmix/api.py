@@ -280,10 +280,18 @@ def write_endmember_plot(endmembers: xr.DataArray, path: Path, title: str = "") 
 
     wl = endmembers["wavelength"].values if "wavelength" in endmembers.coords else None
     known = wl is not None and bool(np.isfinite(wl).all())
-    xv = wl if known else endmembers[BAND].values
+    xv = np.asarray(wl if known else endmembers[BAND].values, float)
+    yv = np.asarray(endmembers.values, float)
+    order = np.argsort(xv, kind="stable")  # e.g. EnMAP's VNIR and SWIR ranges overlap
+    xv, yv = xv[order], yv[order]
+    if xv.size > 2:  # break the lines over spectral gaps (removed absorption bands)
+        step = np.diff(xv)
+        gaps = np.flatnonzero(step > 5 * np.median(step[step > 0])) if (step > 0).any() else np.array([], int)
+        xv = np.insert(xv, gaps + 1, np.nan)
+        yv = np.insert(yv, gaps + 1, np.nan, axis=0)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     for j, name in enumerate(endmembers["endmember"].values):
-        ax.plot(xv, endmembers.values[:, j], label=str(name), lw=1.5)
+        ax.plot(xv, yv[:, j], label=str(name), lw=1.5)
     ax.set_xlabel("wavelength (nm)" if known else "band")
     ax.set_ylabel("value")
     ax.set_title(title or "endmembers")
