@@ -126,3 +126,16 @@ def test_cli_k_larger_than_pixels(tmp_path: Path, capsys: pytest.CaptureFixture[
     hsikit.save(cube, src)
     assert main(["unmix", str(src), str(tmp_path / "o.tif"), "--endmembers", "7"]) == 2
     assert "only 6 valid pixels" in capsys.readouterr().err
+
+
+def test_cli_library_errors_exit_2(tile: Path, shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    wl = np.linspace(3000.0, 5000.0, 20)
+    far = _csv_library(tmp_path / "far.csv", wl, np.random.default_rng(0).random((20, 2)), ["a", "b"])
+    assert main(["unmix", str(tile), str(tmp_path / "o.tif"), "--method", "sunsal", "--library", str(far)]) == 2
+    err = capsys.readouterr().err
+    assert "do not overlap the scene's" in err and err.count("\n") == 1
+    near = _csv_library(tmp_path / "near.csv", np.linspace(400, 2500, 20), np.random.default_rng(0).random((20, 2)), ["a", "b"])
+    moffett = shared_data / "moffett" / "moffett.mat"
+    assert main(["unmix", str(moffett), str(tmp_path / "m.tif"), "--method", "fcls", "--library", str(near)]) == 2
+    err = capsys.readouterr().err
+    assert "has no wavelengths" in err and err.count("\n") == 1
