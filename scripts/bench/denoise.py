@@ -109,6 +109,30 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def hsdt_speed(size: int = 64, bands: int = 31, repeats: int = 3) -> list[dict]:
+    """Inference seconds per (Mpx x 100 bands) of HSDT-S/M (full band space), reference vs auto kernels."""
+    from hsikit.denoise.hsdt import HSDT, VARIANTS
+    from hsikit.layers.kernels.dispatch import kernel_mode
+
+    out = []
+    x = torch.rand(1, bands, size, size)
+    for variant in ("s", "m"):
+        torch.manual_seed(0)
+        net = HSDT(**VARIANTS[variant]).eval()
+        for mode in ("reference", "auto"):
+            with kernel_mode(mode), torch.no_grad():
+                net(x)
+                t0 = time.perf_counter()
+                for _ in range(repeats):
+                    net(x)
+                dt = (time.perf_counter() - t0) / repeats
+            out.append({"model": f"hsdt-{variant}", "kernels": mode, "seconds": dt,
+                        "s_per_mpx_100b": dt / (size * size / 1e6) / (bands / 100)})
+            print(f"hsdt-{variant} {mode:9s} {dt:.3f} s per {bands}x{size}x{size}  "
+                  f"{out[-1]['s_per_mpx_100b']:.0f} s/(Mpx x 100 bands)", flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default="fasthyde,lrmr", help="comma-separated methods (registered names need weights)")
@@ -117,9 +141,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=None, help="write all rows here")
+    p.add_argument("--speed-only", action="store_true", help="only time HSDT-S/M (reference vs auto kernels)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     weights = dict(kv.split("=", 1) for kv in args.weights.split(",") if kv)
+    if args.speed_only:
+        rows = hsdt_speed()
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=1))
+        return
     result = bench([m for m in args.models.split(",") if m], args.crop, args.seed, weights)
     result["command"] = " ".join(["scripts/bench/denoise.py", *(argv if argv is not None else sys.argv[1:])])
     if args.json:
