@@ -1,0 +1,34 @@
+"""Pansharpening: fuse a hyperspectral (or multispectral) cube with a PAN image.
+
+* :mod:`hsikit.pansharpen.classical` - bicubic (EXP), GSA, BT-H, MTF-GLP, MTF-GLP-FS, MTF-GLP-HPM on
+  torch tensors (CPU or CUDA, batched windows), split into scene statistics (``fit``) and fusion
+  (``apply``);
+* :mod:`hsikit.pansharpen.protocols` - reduced-resolution (Wald) and full-resolution evaluation;
+* :mod:`hsikit.pansharpen.grids` - the grid checks of a pair;
+* :mod:`hsikit.pansharpen.api` - :func:`~hsikit.pansharpen.api.pansharpen`, files or cubes in, a
+  georeferenced COG out.
+
+This package is also callable: once it is imported, the attribute ``hsikit.pansharpen`` is this package
+(Python binds sub-packages over the lazy API function of the same name), so calling it forwards to
+:func:`hsikit.pansharpen.api.pansharpen`. See ``docs/pansharpen.md``.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+from hsikit.pansharpen.classical import METHODS, apply, fit, fuse
+
+
+class _CallablePackage(types.ModuleType):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from hsikit.pansharpen.api import pansharpen
+
+        return pansharpen(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
+
+__all__ = ["METHODS", "apply", "fit", "fuse"]
