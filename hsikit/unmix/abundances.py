@@ -24,8 +24,10 @@ import torch
 
 from hsikit.errors import UsageError
 
-#: Pixels per batched KKT solve (bounds memory at about CHUNK * (K+1)^2 values).
+#: Pixels per active-set batch (bounds memory at about CHUNK * K^2 values).
 CHUNK = 1 << 16
+#: Up to this many endmembers, free sets are found through a 2^K lookup table instead of a sort.
+LUT_BITS = 16
 
 
 def as_tensor(x: Any, dtype: torch.dtype = torch.float64, device: Any = None) -> torch.Tensor:
@@ -83,6 +85,7 @@ class _SubsetSolver:
         self.K = K
         self.bits = (2 ** torch.arange(K, device=G.device)).to(torch.int64)
         self.slot: dict[int, int] = {}
+        self.lut: torch.Tensor | None = None
         z = G.new_zeros
         self.W, self.c, self.u, self.v = z((0, K, K)), z((0, K)), z((0, K)), z((0,))
 
@@ -117,18 +120,30 @@ class _SubsetSolver:
     def __call__(self, b: torch.Tensor, passive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``b``, ``passive`` ``(n, K)`` -> ``z`` ``(n, K)`` (zero off the free set) and ``mu`` ``(n,)``."""
         codes = (passive.to(torch.int64) * self.bits).sum(1)
-        uniq, inv = torch.unique(codes, return_inverse=True)
-        ul = uniq.tolist()
-        new = [c for c in ul if c not in self.slot]
-        if new:
-            self._add(new)
-        slots = torch.tensor([self.slot[c] for c in ul], dtype=torch.long, device=b.device)
-        if len(ul) == 1:
-            k = int(slots[0])
-            z = b @ self.W[k].T + self.c[k]
-            mu = b @ self.u[k] - self.v[k] if self.sum_to_one else b.new_zeros(b.shape[0])
+        if self.K <= LUT_BITS:  # free sets index a lookup table: no sort
+            if self.lut is None:
+                self.lut = torch.full((1 << self.K,), -1, dtype=torch.long, device=b.device)
+            present = torch.bincount(codes, minlength=1 << self.K).nonzero().squeeze(1)
+            ul = present.tolist()
+            new = [c for c in ul if c not in self.slot]
+            if new:
+                self._add(new)
+                self.lut[torch.tensor(new, device=b.device)] = torch.tensor([self.slot[c] for c in new], device=b.device)
+            idx = None if len(ul) == 1 else self.lut[codes]
+            k0 = self.slot[ul[0]]
+        else:
+            uniq, inv = torch.unique(codes, return_inverse=True)
+            ul = uniq.tolist()
+            new = [c for c in ul if c not in self.slot]
+            if new:
+                self._add(new)
+            slots = torch.tensor([self.slot[c] for c in ul], dtype=torch.long, device=b.device)
+            idx = None if len(ul) == 1 else slots[inv]
+            k0 = self.slot[ul[0]]
+        if idx is None:
+            z = b @ self.W[k0].T + self.c[k0]
+            mu = b @ self.u[k0] - self.v[k0] if self.sum_to_one else b.new_zeros(b.shape[0])
             return z, mu
-        idx = slots[inv]
         z = torch.bmm(self.W[idx], b.unsqueeze(-1)).squeeze(-1) + self.c[idx]
         mu = (self.u[idx] * b).sum(1) - self.v[idx] if self.sum_to_one else b.new_zeros(b.shape[0])
         return z, mu
@@ -158,7 +173,8 @@ def _active_set(G: torch.Tensor, B: torch.Tensor, sum_to_one: bool, tol: float, 
     for _ in range(max_iter):
         if live.numel() == 0:
             break
-        Pi, ai, bi = P[live], a[live], B[live]
+        full = live.numel() == n
+        Pi, ai, bi = (P, a, B) if full else (P[live], a[live], B[live])
         z, mu = solve(bi, Pi)
         bad = Pi & (z <= 0)
         step = bad.any(1)
@@ -178,8 +194,11 @@ def _active_set(G: torch.Tensor, B: torch.Tensor, sum_to_one: bool, tol: float, 
         add = ~step & (lam_min < -tol)
         new_P[add, j[add]] = True
         done = ~step & ~add
-        a[live] = new_a
-        P[live] = new_P
+        if full:
+            a, P = new_a, new_P
+        else:
+            a[live] = new_a
+            P[live] = new_P
         live = live[~done]
     return a, int(live.numel())
 

@@ -161,7 +161,7 @@ def _choose_k(n_endmembers: Any, Yv: np.ndarray, k_method: str) -> tuple[int, st
     if isinstance(n_endmembers, bool) or not isinstance(n_endmembers, (int, np.integer)):
         raise UsageError(f"n_endmembers must be an integer or 'auto', got {n_endmembers!r}")
     k = int(n_endmembers)
-    check_k(torch.empty(Yv.shape[0], Yv.shape[1]), k)
+    check_k((Yv.shape[0], Yv.shape[1]), k)
     return k, "given"
 
 

@@ -33,9 +33,9 @@ class Extraction:
     indices: torch.Tensor
 
 
-def check_k(Y: torch.Tensor, k: int) -> None:
-    """Raise :class:`UsageError` unless ``1 <= k <= min(L, N)`` for spectra ``(L, N)``."""
-    L, N = Y.shape
+def check_k(Y: Any, k: int) -> None:
+    """Raise :class:`UsageError` unless ``1 <= k <= min(L, N)`` for spectra ``(L, N)`` (or their shape)."""
+    L, N = tuple(Y) if isinstance(Y, tuple) else tuple(Y.shape)
     if not isinstance(k, int) or k < 1:
         raise UsageError(f"the number of endmembers must be a positive integer, got {k!r}")
     if k > L:
