@@ -27,6 +27,7 @@ _API = {
     "classify": ("hsikit.classify.api", "classify"),
     "fit_classifier": ("hsikit.classify.api", "fit_classifier"),
     "unmix": ("hsikit.unmix.api", "unmix"),
+    "pansharpen": ("hsikit.pansharpen.api", "pansharpen"),
 }
 
 __all__ = ["__version__", *_API]
