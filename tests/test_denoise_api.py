@@ -109,3 +109,20 @@ def test_api_errors_without_files():
         hsikit.denoise(np.zeros((16, 16), np.float32))
     with pytest.raises(InputError, match="weights"):
         hsikit.denoise(np.random.default_rng(0).random((8, 16, 16)).astype(np.float32), "hsdt-m")
+
+
+def test_learned_model_by_name_from_weights_folder(noisy_tile, tmp_path, monkeypatch):
+    """A zoo model with weights in $HSIKIT_MODELS runs through the same API (untrained here: it is FastHyDe)."""
+    import hsikit.denoise.hsdt  # noqa: F401
+    from hsikit.zoo import create_model, save_model
+
+    path, clean, good = noisy_tile
+    cfg = {"channels": 4, "num_half_layer": 3, "downsample": [1], "k": 6}
+    model = create_model("hsdt-s-sub", pretrained=False, **cfg)
+    save_model(model, tmp_path / "hsdt-s-sub", name="hsdt-s-sub", config=cfg)
+    monkeypatch.setenv("HSIKIT_MODELS", str(tmp_path))
+    res = hsikit.denoise(path, "hsdt-s-sub", progress=False)
+    assert res.model == "hsdt-s-sub" and 4 <= res.subspace_dim <= 16
+    den = res.cube.values[good][:, 1:, 1:]
+    ref = hsikit.denoise(path, "fasthyde", progress=False).cube.values[good][:, 1:, 1:]
+    assert psnr(den, clean[good][:, 1:, 1:], data_range=1.0) > psnr(ref, clean[good][:, 1:, 1:], data_range=1.0) - 1.5
