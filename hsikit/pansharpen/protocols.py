@@ -208,6 +208,41 @@ def full_resolution(
     return out
 
 
+
+
+def registration_shift(hs: Any, pan: Any, ratio: int, max_shift: int = 4) -> tuple[int, int]:
+    """Integer PAN shift ``(dy, dx)`` (PAN pixels) that best registers the PAN to the cube.
+
+    The PAN rolled by ``(dy, dx)`` and averaged over ``r`` x ``r`` blocks is correlated with the mean
+    of the cube's bands (a 2 ``max_shift`` LR-pixel border is left out); the shift with the highest
+    Pearson correlation is returned. Apply it as ``torch.roll(pan, (dy, dx), (0, 1))``. A real pair
+    whose best shift is not (0, 0) is misregistered, and every detail-injecting method is penalised
+    by it (see docs/pansharpen.md, Landsat-7).
+    """
+    m = _tensor(hs, "hs").to(torch.float64)
+    p = _tensor(pan, "pan").to(m.device, torch.float64)
+    if p.ndim == 3 and p.shape[0] == 1:
+        p = p[0]
+    r = check_shapes(m.shape, p.shape, ratio)
+    h, w = m.shape[-2:]
+    cut = 2 * max_shift
+    if h <= 2 * cut or w <= 2 * cut:
+        raise UsageError(f"the cube ({h}x{w}) is too small for shifts up to {max_shift}")
+    inten = m.mean(0)[cut:-cut, cut:-cut].reshape(-1)
+    inten = inten - inten.mean()
+    best, arg = -2.0, (0, 0)
+    for dy in range(-max_shift, max_shift + 1):
+        for dx in range(-max_shift, max_shift + 1):
+            blocks = torch.roll(p, (dy, dx), (0, 1)).reshape(h, r, w, r).mean(dim=(1, 3))
+            b = blocks[cut:-cut, cut:-cut].reshape(-1)
+            b = b - b.mean()
+            c = float((inten @ b) / (inten.norm() * b.norm()).clamp_min(1e-300))
+            if c > best:
+                best, arg = c, (dy, dx)
+    return arg
+
+
 __all__ = [
-    "full_resolution", "full_resolution_scores", "reduced_resolution", "reduced_resolution_simulated", "simulated_pair",
+    "full_resolution", "full_resolution_scores", "reduced_resolution", "reduced_resolution_simulated",
+    "registration_shift", "simulated_pair",
 ]
