@@ -135,6 +135,91 @@ def _wgrad_kernel(
     tl.store(PART + p_off, acc, mask=comask[:, None] & cimask[None, :])
 
 
+@triton.jit
+def _fused2_kernel(
+    X, W1, B1, W2, B2, WS, SB, OUT, SCRATCH,
+    C_IN, C_MID, D, H, W_, n_tiles, tiles_w, tiles_per_frame, slope,
+    K: tl.constexpr, HAS_B1: tl.constexpr, HAS_B2: tl.constexpr, HAS_SB: tl.constexpr, ACT: tl.constexpr,
+    ACC: tl.constexpr, TH: tl.constexpr, TW: tl.constexpr, HP: tl.constexpr, BLOCK_C: tl.constexpr,
+):  # fmt: skip
+    """HSDT's two-conv S3Conv in one pass: per output tile, h = act(conv1(x)) on the tile plus a
+    k//2 halo goes to a per-program scratch tile (on-chip/L2: the grid is persistent, so scratch is
+    n_programs tiles, not a full tensor), then out = act(conv2(h)) + spectral(x) from it."""
+    pid = tl.program_id(0)
+    nprog = tl.num_programs(0)
+    P: tl.constexpr = K // 2
+    HTW: tl.constexpr = TW + 2 * P
+    HTH: tl.constexpr = TH + 2 * P
+    hidx = tl.arange(0, HP)
+    hvalid = hidx < HTH * HTW
+    hy = hidx // HTW
+    hx = hidx % HTW
+    oidx = tl.arange(0, TH * TW)
+    oy = oidx // TW
+    ox = oidx % TW
+    c = tl.arange(0, BLOCK_C)
+    cmask = c < C_MID
+    hw = H * W_
+    scratch = SCRATCH + pid.to(tl.int64) * HP * BLOCK_C
+    for tile in range(pid, n_tiles, nprog):
+        bd = tile // tiles_per_frame
+        t_in = tile % tiles_per_frame
+        ty0 = (t_in // tiles_w) * TH
+        tx0 = (t_in % tiles_w) * TW
+        b = bd // D
+        d = bd % D
+        # phase 1: h on the halo tile
+        gy = ty0 - P + hy
+        gx = tx0 - P + hx
+        inimg = hvalid & (gy >= 0) & (gy < H) & (gx >= 0) & (gx < W_)
+        acc1 = tl.zeros([HP, BLOCK_C], dtype=ACC)
+        for ci in range(C_IN):
+            base = ((b * C_IN + ci) * D + d).to(tl.int64) * hw
+            for ky in tl.static_range(K):
+                for kx in tl.static_range(K):
+                    iy = gy + (ky - P)
+                    ix = gx + (kx - P)
+                    m = inimg & (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W_)
+                    v = tl.load(X + base + iy * W_ + ix, mask=m, other=0.0).to(ACC)
+                    wv = tl.load(W1 + ((c * C_IN + ci) * K + ky) * K + kx, mask=cmask, other=0.0).to(ACC)
+                    acc1 += v[:, None] * wv[None, :]
+        if HAS_B1:
+            acc1 += tl.load(B1 + c, mask=cmask, other=0.0).to(ACC)[None, :]
+        if ACT:
+            acc1 = tl.where(acc1 > 0, acc1, acc1 * slope)
+        acc1 = tl.where(inimg[:, None], acc1, 0.0)  # conv2 zero-pads h outside the image
+        tl.debug_barrier()  # the previous tile's readers of the scratch are done
+        tl.store(scratch + hidx[:, None] * BLOCK_C + c[None, :], acc1)
+        tl.debug_barrier()
+        # phase 2: conv2 from the scratch tile, activation, spectral branch, sum
+        acc2 = tl.zeros([TH * TW, BLOCK_C], dtype=ACC)
+        for cm in range(C_MID):
+            for ky in tl.static_range(K):
+                for kx in tl.static_range(K):
+                    v = tl.load(scratch + ((oy + ky) * HTW + (ox + kx)) * BLOCK_C + cm)
+                    wv = tl.load(W2 + ((c * C_MID + cm) * K + ky) * K + kx, mask=cmask, other=0.0).to(ACC)
+                    acc2 += v[:, None] * wv[None, :]
+        if HAS_B2:
+            acc2 += tl.load(B2 + c, mask=cmask, other=0.0).to(ACC)[None, :]
+        if ACT:
+            acc2 = tl.where(acc2 > 0, acc2, acc2 * slope)
+        py = ty0 + oy
+        px = tx0 + ox
+        pm = (py < H) & (px < W_)
+        pix = py * W_ + px
+        for ci in range(C_IN):
+            for t in tl.static_range(K):
+                dd = d + (t - P)
+                inside = (dd >= 0) & (dd < D)
+                v = tl.load(X + ((b * C_IN + ci) * D + dd).to(tl.int64) * hw + pix, mask=pm & inside, other=0.0).to(ACC)
+                wv = tl.load(WS + (c * C_IN + ci) * K + t, mask=cmask, other=0.0).to(ACC)
+                acc2 += v[:, None] * wv[None, :]
+        if HAS_SB:
+            acc2 += tl.load(SB + c, mask=cmask, other=0.0).to(ACC)[None, :]
+        out_off = ((b * C_MID + c[None, :]) * D + d).to(tl.int64) * hw + pix[:, None]
+        tl.store(OUT + out_off, acc2.to(OUT.dtype.element_ty), mask=pm[:, None] & cmask[None, :])
+
+
 def _acc_dtype(dtype: torch.dtype):
     return tl.float64 if dtype == torch.float64 else tl.float32
 
@@ -190,6 +275,39 @@ def _wgrad(g, inp, kd, ks, slope=None, g_mask=None):
     return part.sum(0).to(g.dtype)
 
 
+#: Largest channel count the single-pass two-conv kernel takes (its tiles live in registers).
+FUSED2_MAX_CHANNELS = 32
+
+
+def _fused2(x, w1, b1, w2, b2, wsp, sb, slope):
+    """HSDT's two-conv S3Conv with ``_fused2_kernel`` (one launch, one pass over x)."""
+    B, c_in, D, H, W = x.shape
+    c_out, k = w1.shape[0], w1.shape[-1]
+    p = k // 2
+    if interpreting():
+        th, tw = min(triton.next_power_of_2(H), 16), min(triton.next_power_of_2(W), 16)
+    else:
+        th, tw = 8, 16
+    hp = triton.next_power_of_2((th + 2 * p) * (tw + 2 * p))
+    block_c = triton.next_power_of_2(c_out)
+    tiles_w = triton.cdiv(W, tw)
+    tiles_per_frame = triton.cdiv(H, th) * tiles_w
+    n_tiles = B * D * tiles_per_frame
+    nprog = min(n_tiles, 4 if interpreting() else 4 * torch.cuda.get_device_properties(x.device).multi_processor_count)
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    scratch = torch.empty(nprog * hp * block_c, dtype=acc, device=x.device)
+    out = torch.empty((B, c_out, D, H, W), dtype=x.dtype, device=x.device)
+    dummy = x
+    _fused2_kernel[(nprog,)](
+        x, w1, b1 if b1 is not None else dummy, w2, b2 if b2 is not None else dummy, wsp,
+        sb if sb is not None else dummy, out, scratch,
+        c_in, c_out, D, H, W, n_tiles, tiles_w, tiles_per_frame, float(slope if slope is not None else 0.0),
+        K=k, HAS_B1=b1 is not None, HAS_B2=b2 is not None, HAS_SB=sb is not None, ACT=slope is not None,
+        ACC=_acc_dtype(x.dtype), TH=th, TW=tw, HP=hp, BLOCK_C=block_c,
+    )  # fmt: skip
+    return out
+
+
 def _flip_t(w: torch.Tensor) -> torch.Tensor:
     """Weights of the transposed conv: channels swapped, taps reversed."""
     dims = tuple(range(2, w.dim()))
@@ -205,10 +323,13 @@ class _S3ConvTriton(torch.autograd.Function):
         wsp = spectral_weight[:, :, :, 0, 0].contiguous()
         sb = spectral_bias.contiguous() if spectral_bias is not None else None
         act = slope is not None
-        h = x
-        for i in range(n_sp - 1):
-            h = _conv(h, ws[i], bs[i], slope, act)
-        out = _conv(h, ws[-1], bs[-1], slope, act, sin=x, ws=wsp, sbias=sb)
+        if n_sp == 2 and ws[0].shape[0] <= FUSED2_MAX_CHANNELS:  # HSDT's block: one launch
+            out = _fused2(x, ws[0], bs[0], ws[1], bs[1], wsp, sb, slope)
+        else:
+            h = x
+            for i in range(n_sp - 1):
+                h = _conv(h, ws[i], bs[i], slope, act)
+            out = _conv(h, ws[-1], bs[-1], slope, act, sin=x, ws=wsp, sbias=sb)
         ctx.save_for_backward(x, spectral_weight, *spatial[:n_sp])
         ctx.slope, ctx.n_sp = slope, n_sp
         ctx.spatial_biases, ctx.has_spectral_bias = bs, spectral_bias is not None
