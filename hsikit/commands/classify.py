@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         scene: Annotated[Path, typer.Argument(help="Scene to classify (any format hsikit reads).")],
         out: Annotated[Path, typer.Argument(help="Class map (.tif): band 1 class, band 2 confidence; report JSON and QGIS .qml beside it.")],
         labels: Annotated[Optional[Path], typer.Option("--labels", help="Label raster on the scene grid (0 = unlabelled) or polygons (.gpkg/.shp/.geojson).")] = None,
-        model: Annotated[str, typer.Option(help="Classifier: morpmamba, svm, rf or cnn3d.")] = "svm",
+        model: Annotated[str, typer.Option(help="Classifier: rf, svm, cnn3d or morpmamba (rf: best and fastest on the disjoint benchmarks, docs/benchmarks.md).")] = "rf",
         save_model: Annotated[Optional[Path], typer.Option("--save-model", help="Write the fitted model to this file (.safetensors).")] = None,
         load_model: Annotated[Optional[Path], typer.Option("--load-model", help="Classify with a saved model instead of fitting.")] = None,
         val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of labelled pixels held out by spatial blocks for the report.")] = 0.3,
