@@ -169,7 +169,8 @@ class SubspaceHSDT(nn.Module):
     For a cube y (L, H, W) with per-band noise sigma: ``y_w = y / sigma``; E (L, k) the HySime basis
     of y_w; eigen-images ``z = Eᵀ y_w`` (unit noise); each eigen-image is mapped to [0, 1] by its own
     min-max (so its noise is 1 / range, different per eigen-image) and the stack (k "bands") goes
-    through :class:`HSDT`; the output is mapped back and re-coloured: ``sigma * (E z_hat)``.
+    through :class:`HSDT`, whose residual is a correction in noise-sigma units; the result is mapped back
+    and re-coloured: ``sigma * (E z_hat)``.
 
     With ``prefilter`` the network gets two channels: the non-local-means estimate of each eigen-image
     (:func:`hsikit.denoise.classical.nlm`, i.e. FastHyDe's estimate) and the noisy eigen-image; the
@@ -229,8 +230,15 @@ class SubspaceHSDT(nn.Module):
         return torch.stack(chans, dim=1), lo, span
 
     def head(self, inp: torch.Tensor, lo: torch.Tensor, span: torch.Tensor) -> torch.Tensor:
-        """Network on prepared input (B, C_in, k, h, w) -> denoised eigen-images (B, k, h, w), float64."""
-        return self.net(inp)[:, 0].to(torch.float64) * span + lo
+        """Network on prepared input (B, C_in, k, h, w) -> denoised eigen-images (B, k, h, w), float64.
+
+        The network's residual (its output minus input channel 0) is read in units of the eigen-images'
+        noise sigma (1 after whitening), not of their min-max span: the correction has the same scale on
+        every eigen-image however large its signal range (the first can span 1000 sigma, the last 10).
+        """
+        base = inp[:, 0].to(torch.float64) * span + lo
+        residual = (self.net(inp)[:, 0] - inp[:, 0]).to(torch.float64)
+        return base + residual
 
     @staticmethod
     def back_project(z: torch.Tensor, e: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
