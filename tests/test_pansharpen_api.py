@@ -161,3 +161,15 @@ def test_cli_bad_inputs_exit_2(pair, pair_files, tmp_path: Path, capsys) -> None
         err = capsys.readouterr().err
         assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
         assert not out.exists()
+
+
+def test_ratio_three_on_a_georeferenced_pair(enmap_tile: Path) -> None:
+    tile = hsikit.open(enmap_tile).isel(y=slice(0, 30), x=slice(0, 30))
+    lr = degrade_cube(tile, blur_ratio=3)
+    good = np.asarray(tile["bbl"].values, bool)
+    pan = simulate_pan(torch.from_numpy(to_reflectance(tile).values[good]), tile["wavelength"].values[good]).numpy()
+    pan_cube = make_cube(pan, crs=tile.rio.crs, transform=geotransform(tile), name="pan")
+    res = pansharpen(lr, pan_cube, "mtf-glp-hpm", bands="valid")
+    assert res.ratio == 3 and res.cube.shape == (218, 30, 30)
+    assert res.cube.rio.transform() == geotransform(tile) and res.cube.rio.crs == tile.rio.crs
+    assert np.isfinite(res.cube.values).all()
