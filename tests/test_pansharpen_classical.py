@@ -161,3 +161,20 @@ def test_per_band_gains_group_the_pyramids() -> None:
     torch.testing.assert_close(mixed[[0, 2]], fuse(hs[[0, 2]], pan, 2, "mtf-glp", gnyq=0.3))
     torch.testing.assert_close(mixed[[1, 3]], fuse(hs[[1, 3]], pan, 2, "mtf-glp", gnyq=0.2))
     assert not torch.allclose(mixed[1], fuse(hs, pan, 2, "mtf-glp")[1])
+
+
+@pytest.mark.parametrize("ratio", [2, 3])
+def test_mtf_glp_fs_recovers_a_linear_band_of_the_pan_exactly(ratio: int) -> None:
+    """Band = 2 (its LR PAN) + 0.1: the full-scale gain is exactly 2 and F = 2 P + 0.1 everywhere."""
+    from hsikit.data.degrade import blur_decimate
+
+    g = torch.Generator().manual_seed(5)
+    pan = torch.rand(12 * ratio, 12 * ratio, generator=g, dtype=torch.float64)
+    lr = blur_decimate(pan[None, None], ratio, 0.3)[0, 0]
+    hs = torch.stack([2 * lr + 0.1, lr])
+    o = ratio // 2
+    fusion = fit(hs, pan, ratio, "mtf-glp-fs", offset=o, phase=o)
+    torch.testing.assert_close(fusion.params["gain"], torch.tensor([2.0, 1.0], dtype=torch.float64), atol=1e-12, rtol=0)
+    f = apply(fusion, hs, pan)
+    torch.testing.assert_close(f[0], 2 * pan + 0.1, atol=1e-12, rtol=0)
+    torch.testing.assert_close(f[1], pan, atol=1e-12, rtol=0)
