@@ -101,3 +101,12 @@ def test_ucls_exact_and_sunsal_recovers_sparse_library_atoms() -> None:
     est_l1 = sunsal(D, Y + 0.01 * rng.normal(size=Y.shape), lam=1e-2).numpy()
     assert est_l1.min() >= 0
     assert (est_l1 > 1e-3).sum(0).mean() < 8  # sparse: a handful of atoms per pixel
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fcls_on_cuda_matches_cpu() -> None:
+    E, Y = _problem(seed=5, N=2000)
+    cpu = fcls(E, Y)
+    gpu = fcls(torch.tensor(E, device="cuda"), torch.tensor(Y, device="cuda"))
+    assert gpu.device.type == "cuda"
+    torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-9, rtol=0)
