@@ -13,6 +13,7 @@ import hsikit
 from hsikit import metrics as M
 from hsikit.cli import main
 from hsikit.cube import make_cube
+from hsikit.errors import MetadataError
 from hsikit.evaluate import evaluate_classmap, evaluate_raster, evaluate_unmixing
 
 
@@ -130,3 +131,40 @@ def test_identical_cube_scores_perfectly():
     rep = evaluate_raster(cube, cube, metrics="psnr,ssim,sam,q2n", data_range=1.0)
     assert rep["psnr"] == "inf" and rep["ssim"] == pytest.approx(1.0) and rep["sam"] == pytest.approx(0.0, abs=1e-6)
     assert rep["q2n"] == pytest.approx(1.0)
+
+
+def test_classmap_against_vector_labels_by_name(enmap_tile, tmp_path):
+    """Polygons in another CRS (EPSG:4326), classes by name, matched to the map's codes by name."""
+    from rasterio.warp import transform_geom
+
+    cube = hsikit.open(enmap_tile)
+    t = cube.rio.transform()
+    pred = np.ones((32, 32), np.uint8)
+    pred[:, 16:] = 2  # left half "Water" (1), right half "Tree" (2)
+    path = tmp_path / "map.tif"
+    meta = dict(driver="GTiff", width=32, height=32, count=1, dtype="uint8", crs=cube.rio.crs, transform=t)
+    with rasterio.open(path, "w", **meta) as dst:
+        dst.write(pred, 1)
+        dst.update_tags(class_names=json.dumps({"1": "Water", "2": "Tree"}))
+
+    def box(c0, c1, r0, r1):
+        (x0, y0), (x1, y1) = t * (c0, r0), t * (c1, r1)
+        ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+        return transform_geom(cube.rio.crs, "EPSG:4326", {"type": "Polygon", "coordinates": [ring]})
+
+    features = [  # 8x8 px of Water on the left (correct) and 8x8 px labelled Water on the right (wrong)
+        {"type": "Feature", "properties": {"landcover": "Water"}, "geometry": box(2, 10, 2, 10)},
+        {"type": "Feature", "properties": {"landcover": "Water"}, "geometry": box(20, 28, 2, 10)},
+        {"type": "Feature", "properties": {"landcover": "Tree"}, "geometry": box(20, 28, 20, 28)},
+    ]
+    vec = tmp_path / "labels.geojson"
+    vec.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    rep = evaluate_classmap(path, vec, class_field="landcover")
+    assert rep["n_pixels"] == pytest.approx(192, abs=12)  # 3 boxes of 8x8 px (edges may shift by the reprojection)
+    assert rep["oa"] == pytest.approx(2 / 3, abs=0.05)
+    assert {c["name"] for c in rep["classes"]} == {"Water", "Tree"}
+    bad = tmp_path / "bad.geojson"
+    bad.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"landcover": "Glacier"}, "geometry": box(2, 10, 2, 10)}]}))
+    with pytest.raises(MetadataError, match="Glacier"):
+        evaluate_classmap(path, bad, class_field="landcover")

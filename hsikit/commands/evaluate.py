@@ -46,7 +46,8 @@ def register(app: typer.Typer) -> None:
     def evaluate(
         output: Annotated[Path, typer.Argument(help="The result: a cube, a class map, or an abundance raster.")],
         reference: Annotated[Optional[Path], typer.Option("--reference", "-r", help="Reference cube for full-reference metrics.")] = None,
-        labels: Annotated[Optional[Path], typer.Option(help="Label raster (0 = unlabelled) to score a class map.")] = None,
+        labels: Annotated[Optional[Path], typer.Option(help="Labels to score a class map: a raster on its grid (0 = unlabelled) or a vector file (.gpkg/.shp/.geojson).")] = None,
+        class_field: Annotated[Optional[str], typer.Option(help="Class attribute of vector labels (default: class, label, ...).")] = None,
         reference_abundances: Annotated[Optional[Path], typer.Option(help="Reference abundance raster/.mat (endmember, y, x).")] = None,
         endmembers: Annotated[Optional[Path], typer.Option(help="Estimated endmembers (.csv with a wavelength column, or .mat).")] = None,
         reference_endmembers: Annotated[Optional[Path], typer.Option(help="Reference endmembers (.csv or .mat).")] = None,
@@ -68,6 +69,8 @@ def register(app: typer.Typer) -> None:
 
             hsikit evaluate classes.tif --labels labels.tif
 
+            hsikit evaluate classes.tif --labels polygons.gpkg --class-field landcover
+
             hsikit evaluate abundances.tif --reference-abundances A_true.mat --endmembers endmembers.csv --reference-endmembers E.mat
 
             hsikit evaluate A.mat --key a_Tra --reference-abundances A.mat --reference-key a_GT --endmembers E.mat --endmember-key E_Tra --reference-endmembers E.mat --reference-endmember-key E_GT
@@ -86,7 +89,7 @@ def register(app: typer.Typer) -> None:
                 dr = data_range
             report, kind = api.evaluate_raster(output, reference, metrics=metrics, data_range=dr, ratio=ratio), "raster"
         elif labels is not None:
-            report, kind = api.evaluate_classmap(output, labels), "classmap"
+            report, kind = api.evaluate_classmap(output, labels, class_field=class_field), "classmap"
         else:
             from hsikit.io import open_cube
 

@@ -138,25 +138,57 @@ def _class_names(cube: xr.DataArray) -> dict[int, str] | None:
         return None
 
 
+def _vector_labels(labels: str | os.PathLike, pred_c: xr.DataArray, class_field: str | None,
+                   map_names: dict[int, str] | None) -> tuple[np.ndarray, dict[int, str]]:
+    """Rasterise vector labels on the class map's grid; codes follow the map's class names when both have names."""
+    from hsikit.classify.labels import read_labels
+
+    lab = read_labels(labels, pred_c, class_field=class_field)
+    values, names = lab.values, dict(lab.names)
+    if map_names and names:
+        by_name = {v.lower(): k for k, v in map_names.items()}
+        unknown = sorted({names[c] for c in lab.classes if names.get(c, "").lower() not in by_name})
+        if unknown:
+            raise MetadataError(f"label classes {unknown} are not classes of the map ({', '.join(map_names.values())})", labels)
+        lut = {int(c): by_name[names[c].lower()] for c in lab.classes}
+        values = np.vectorize(lambda v: lut.get(int(v), 0), otypes=[np.int64])(values) if lut else values
+        names = dict(map_names)
+    return values, names
+
+
 def evaluate_classmap(
     classmap: str | os.PathLike | xr.DataArray,
     labels: str | os.PathLike | xr.DataArray,
     *,
     ignore_label: int = 0,
+    class_field: str | None = None,
 ) -> dict[str, Any]:
-    """OA, AA, kappa, mIoU and per-class scores of a class map against a label raster on its grid.
+    """OA, AA, kappa, mIoU and per-class scores of a class map against reference labels.
 
-    Unlabelled reference pixels (``ignore_label``, default 0) and nodata pixels of either raster are
-    not scored. Class names come from the class map's ``class_names`` tag (JSON ``{label: name}``),
-    as ``hsikit classify`` writes it, when present.
+    ``labels`` is a label raster on the map's grid (0 = unlabelled) or a vector file (GeoPackage,
+    Shapefile, GeoJSON) whose polygons are reprojected and rasterised onto the map's grid with
+    their ``class_field`` (see :func:`hsikit.classify.labels.read_labels`). Unlabelled pixels
+    (``ignore_label``) and nodata pixels of either input are not scored. Class names come from the
+    class map's ``class_names`` tag (JSON ``{label: name}``, as ``hsikit classify`` writes it); vector
+    classes given by name are matched to the map's codes by name.
     """
+    from hsikit.classify.labels import VECTOR_SUFFIXES
+
     label = _label(classmap, "class map")
-    pred_c, ref_c = _open(classmap), _open(labels)
-    check_same_grid(pred_c, ref_c, ("class map", "labels"))
+    pred_c = _open(classmap)
     pred = _single_band(pred_c, label)
-    ref = _single_band(ref_c, _label(labels, "labels"))
-    skip = np.zeros(ref.shape, bool)
-    for cube, arr in ((pred_c, pred), (ref_c, ref)):
+    map_names = _class_names(pred_c)
+    skip = np.zeros(pred.shape, bool)
+    if isinstance(labels, (str, os.PathLike)) and Path(labels).suffix.lower() in VECTOR_SUFFIXES:
+        ref, vec_names = _vector_labels(labels, pred_c, class_field, map_names)
+        map_names = map_names or vec_names or None
+        arrays = [(pred_c, pred)]
+    else:
+        ref_c = _open(labels)
+        check_same_grid(pred_c, ref_c, ("class map", "labels"))
+        ref = _single_band(ref_c, _label(labels, "labels"))
+        arrays = [(pred_c, pred), (ref_c, ref)]
+    for cube, arr in arrays:
         nd = cube.rio.nodata
         if nd is not None:
             skip |= np.isnan(arr) if np.isnan(nd) else arr == nd
@@ -170,8 +202,7 @@ def evaluate_classmap(
     if (pred_i[scored] == ignore_label).any():
         # a labelled pixel the map leaves unclassified counts as an error, not as missing
         pred_i = np.where(scored & (pred_i == ignore_label), -1, pred_i)
-    names = _class_names(pred_c)
-    return classification_report(pred_i, ref_i, ignore_label=ignore_label, class_names=names)
+    return classification_report(pred_i, ref_i, ignore_label=ignore_label, class_names=map_names)
 
 
 def read_matrix(path: str | os.PathLike, key: str | None = None) -> tuple[np.ndarray, list[str] | None, np.ndarray | None]:
