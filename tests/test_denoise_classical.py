@@ -56,8 +56,11 @@ def test_fasthyde_batched_and_given_basis(clean):
     pair = torch.stack([noisy, noisy.flip(-1)])
     out = fasthyde(pair, 0.1)
     torch.testing.assert_close(out[0], fasthyde(noisy, 0.1), rtol=1e-5, atol=1e-6)
-    basis = torch.linalg.qr(torch.randn(clean.shape[0], 5, dtype=torch.float64))[0]
-    proj = fasthyde(noisy, 0.1, basis=basis)
+    for seed in range(12):  # several random bases: the projection must never produce NaN
+        g = torch.Generator().manual_seed(seed)
+        basis = torch.linalg.qr(torch.randn(clean.shape[0], 5, dtype=torch.float64, generator=g))[0]
+        proj = fasthyde(noisy, 0.1, basis=basis)
+        assert torch.isfinite(proj).all()
     # everything outside the given subspace is removed
     rest = proj.reshape(clean.shape[0], -1).double() / 0.1
     torch.testing.assert_close(basis @ (basis.T @ rest), rest, rtol=1e-4, atol=1e-4)

@@ -153,7 +153,9 @@ def fasthyde(
             bases.append(sub.basis[:, :kk])
     out = torch.empty_like(flat)
     for i, (item, e) in enumerate(zip(flat, bases)):
-        z = (e.T @ item).reshape(-1, H, W).to(t.dtype if t.dtype != torch.float16 else torch.float32)
+        # e.T made contiguous: with the transposed view this torch build's CPU matmul returned NaN now
+        # and then (about 1 in 10 random bases in a loop; not reproduced in isolation)
+        z = (e.T.contiguous() @ item).reshape(-1, H, W).to(t.dtype if t.dtype != torch.float16 else torch.float32)
         zd = nlm(z, 1.0, patch=patch, search=search, h=h).to(torch.float64)
         out[i] = e @ zd.reshape(-1, H * W)
     out = out.reshape(*lead, L, H, W) * s[..., :, None, None]

@@ -216,7 +216,7 @@ class SubspaceHSDT(nn.Module):
             if kk is None:
                 kk = max(self.min_k, min(self.max_k, max(int(sub.dim) for sub in subs)))
             e = torch.stack([sub.basis[:, : min(kk, L)] for sub in subs])
-        z = e.transpose(-1, -2) @ flat
+        z = e.transpose(-1, -2).contiguous() @ flat  # contiguous: see classical.fasthyde
         return z.reshape(B, -1, H, W), e, s
 
     def prepare(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
