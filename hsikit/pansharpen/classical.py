@@ -256,16 +256,19 @@ def fit(
                        mean_lp=lp.mean(), std_lp=lp.std(unbiased=False))
         return fusion
     if m_name == "mtf-glp-fs":
-        pc = p64 - p64.mean()
+        # cov(X, P) = mean(X (P - mean P)): the centred PAN makes centring X unnecessary
+        pc = (p64 - p64.mean()).reshape(-1)
+        pc_m = pc.to(m.dtype)
+        n = pc.numel()
         gain = torch.empty(b, dtype=torch.float64, device=m.device)
         for g in np.unique(fusion.gnyq):
             idx = np.flatnonzero(fusion.gnyq == g)
             p_low = _pan_lowpass(p64[None, None], fusion, float(g))[0, 0]
-            den = ((p_low - p_low.mean()) * pc).mean()
+            den = p_low.reshape(-1) @ pc / n
             for a in range(0, idx.size, FIT_CHUNK):
                 sel = torch.as_tensor(idx[a : a + FIT_CHUNK], device=m.device)
-                up = upsample(m[sel].to(torch.float64), r, ph)
-                num = ((up - up.mean(dim=(1, 2), keepdim=True)) * pc).mean(dim=(1, 2))
+                up = upsample(m[sel], r, ph).reshape(sel.numel(), -1)
+                num = (up @ pc_m).to(torch.float64) / n
                 gain[sel] = _safe_div(num, den.expand_as(num)) if den > 0 else torch.zeros_like(num)
         prm["gain"] = gain
         return fusion
