@@ -240,7 +240,7 @@ def _qp_rows(G: torch.Tensor, Bt: torch.Tensor, sum_to_one: bool, tol: float, ma
     K = G.shape[0]
     scale = float(torch.diagonal(G).mean()) or 1.0
     Gs = G / scale
-    Bs = Bt / scale
+    Bs = (Bt / scale).contiguous()
     iters = max_iter if max_iter is not None else 10 * K + 20
     st = None
     if start is not None:
