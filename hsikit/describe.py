@@ -23,7 +23,7 @@ def describe_cube(cube: xr.DataArray) -> dict[str, Any]:
 
     Keys: sensor, shape, dims, bands, height, width, dtype, crs, transform, resolution [map units],
     bounds (left, bottom, right, top), wavelength_range_nm, wavelengths_known, fwhm_range_nm,
-    valid_bands, invalid_bands (1-based numbers), nodata, scale, offset, acquisition_time, times.
+    valid_bands, invalid_bands (1-based numbers), nodata (a number, "nan" or None), scale, offset, acquisition_time, times.
     """
     wl = cube["wavelength"].values
     fw = cube["fwhm"].values
@@ -56,7 +56,7 @@ def describe_cube(cube: xr.DataArray) -> dict[str, Any]:
         "fwhm_range_nm": [float(np.nanmin(fw)), float(np.nanmax(fw))] if np.isfinite(fw).any() else None,
         "valid_bands": int(bbl.sum()),
         "invalid_bands": [int(b) for b in cube[BAND].values[~bbl]],
-        "nodata": None if nodata is None else (None if np.isnan(nodata) else float(nodata)),
+        "nodata": None if nodata is None else ("nan" if np.isnan(nodata) else float(nodata)),
         "scale": float(scale[0]) if scale.size == 1 else cube["scale"].values.tolist(),
         "offset": float(offset[0]) if offset.size == 1 else cube["offset"].values.tolist(),
         "acquisition_time": cube.attrs.get("acquisition_time") or None,

@@ -100,3 +100,14 @@ def test_console_script_end_to_end(tmp_path, enmap_tile: Path):
     assert usage.returncode == 2 and "Missing argument" in usage.stderr
     helped = subprocess.run([exe, "--help"], capture_output=True, text=True)
     assert helped.returncode == 0 and "convert" in helped.stdout and "info" in helped.stdout
+
+
+def test_info_reports_nan_nodata(capsys, tmp_path, enmap_tile: Path):
+    import hsikit
+
+    refl = hsikit.to_reflectance(hsikit.open(enmap_tile))  # nodata becomes NaN
+    out = hsikit.save(refl, tmp_path / "refl.tif")
+    rc, text, _ = _run(capsys, "info", str(out), "--json")
+    assert rc == 0 and json.loads(text)["nodata"] == "nan"
+    rc, text, _ = _run(capsys, "info", str(out))
+    assert "nodata        nan" in text
