@@ -164,3 +164,32 @@ def test_gatorsense_muufl_labelled_spectra(shared_data):
     assert held["pixels"] >= 5 and f.summary["train_pixels"] >= 10
     assert held["oa"] >= 0.6  # calibration panels, trees and grass are spectrally distinct
     assert "Trees" in f.class_names()
+
+
+def test_cli_vector_labels_in_another_crs(tiles, tmp_path, capsys):
+    """Polygons in WGS84 are reprojected onto the UTM scene; their text classes name the map's classes."""
+    from rasterio.warp import transform as warp_transform
+
+    img, lab = tiles[TRAIN]
+    with rasterio.open(lab) as src:
+        ref, t = src.read(1), src.transform
+    feats = []
+    for r in range(0, 32, 2):
+        for c in range(0, 32, 2):
+            code = int(ref[r, c])
+            if code == 0:
+                continue
+            x0, y0 = t * (c + 0.1, r + 0.1)
+            x1, y1 = t * (c + 0.9, r + 0.9)
+            lon, lat = warp_transform("EPSG:32633", "EPSG:4326", [x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0])
+            feats.append({"type": "Feature", "properties": {"class": f"type_{code}"},
+                          "geometry": {"type": "Polygon", "coordinates": [list(zip(lon, lat))]}})
+    path = tmp_path / "poly.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    out = tmp_path / "vmap.tif"
+    assert main(["classify", str(img), str(out), "--labels", str(path), "--val-fraction", "0.3", "--block", "8"]) == 0
+    with rasterio.open(out) as m:
+        names = json.loads(m.tags()["class_names"])
+    present = sorted({f"type_{int(v)}" for v in np.unique(ref[::2, ::2]) if v > 0})
+    assert sorted(names.values()) == present
+    assert "OA " in capsys.readouterr().out
