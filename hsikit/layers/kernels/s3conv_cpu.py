@@ -23,6 +23,7 @@ the same. Inputs of any layout are read chunk by chunk (no full-size conversion 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,8 @@ __all__ = ["s3conv_cpu", "CHUNK_BYTES"]
 
 #: Target size of one chunk's intermediate tensor (bytes); chunks hold whole bands.
 CHUNK_BYTES = 4 << 20
+#: Worker threads for the chunks (None: torch.get_num_threads()); each runs torch ops on one thread.
+CHUNK_WORKERS: int | None = None
 
 _CL = torch.channels_last
 
@@ -140,6 +143,35 @@ def _step(num_bands: int, band_bytes: int) -> int:
     return max(1, min(num_bands, CHUNK_BYTES // max(band_bytes, 1)))
 
 
+def _jobs(B: int, D: int, band_bytes: int, p: int) -> list[tuple[int, int, int, int, int]]:
+    return [(b, *c) for b in range(B) for c in _chunks(D, band_bytes, p)]
+
+
+def _run(jobs: list, work, workers: int | None = None) -> list:
+    """Run ``work(subset)`` on disjoint, interleaved subsets of the chunk jobs.
+
+    With more than one torch thread the subsets run on that many Python threads with one intra-op
+    thread each (torch ops release the GIL): one small oneDNN call per chunk then costs no OpenMP
+    fork/join, which on a shared, oversubscribed machine costs more than the call itself.
+    """
+    n = min(workers or CHUNK_WORKERS or torch.get_num_threads(), len(jobs))
+    if n <= 1:
+        with torch.no_grad():
+            return [work(jobs)]
+
+    def run_subset(subset):
+        with torch.no_grad():  # grad mode is per thread; these are raw kernels
+            return work(subset)
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(n) as pool:
+            return list(pool.map(run_subset, [jobs[k::n] for k in range(n)]))
+    finally:
+        torch.set_num_threads(old)
+
+
 def _forward(x, ws2d, bs, wt, spectral_bias, slope, p):
     B, c_in, D, H, W = x.shape
     c_out = wt[0].shape[0]
@@ -147,10 +179,12 @@ def _forward(x, ws2d, bs, wt, spectral_bias, slope, p):
     buf = torch.empty((B, D, H, W, c_out), dtype=x.dtype, device=x.device)  # channels-last storage
     band_bytes = max(c_in, c_out) * H * W * x.element_size()
     step = _step(D, band_bytes)
-    xwork = None if x.is_contiguous(memory_format=torch.channels_last_3d) else _workspace(step + 2 * p, c_in, H, W, x)
-    hwork = [_workspace(step, c_out, H, W, x) for _ in range(min(n_sp - 1, 2))]
-    for b in range(B):
-        for d0, d1, lo, hi in _chunks(D, band_bytes, p):
+    x_cl = x.is_contiguous(memory_format=torch.channels_last_3d)
+
+    def work(jobs):
+        xwork = None if x_cl else _workspace(step + 2 * p, c_in, H, W, x)
+        hwork = [_workspace(step, c_out, H, W, x) for _ in range(min(n_sp - 1, 2))]
+        for b, d0, d1, lo, hi in jobs:
             n = d1 - d0
             f = _frames(x, b, lo, hi, xwork)
             o_frames = buf[b, d0:d1].permute(0, 3, 1, 2)  # (n, C_out, H, W) view of the output
@@ -164,6 +198,8 @@ def _forward(x, ws2d, bs, wt, spectral_bias, slope, p):
                     _matmul_into(o_frames[a - d0 : e - d0], f[a + off - lo : e + off - lo], wt[t])
             if spectral_bias is not None:
                 buf[b, d0:d1].add_(spectral_bias)
+
+    _run(_jobs(B, D, band_bytes, p), work)
     return buf.permute(0, 4, 1, 2, 3)
 
 
@@ -171,25 +207,26 @@ def _backward(grad, x, ws2d, bs, wt, slope, p, need_x):
     """Chunked backward: recompute a chunk's h_1 .. h_n from x, then the chain rule per chunk."""
     B, c_in, D, H, W = x.shape
     c_out = wt[0].shape[0]
-    npix = H * W
     n_sp = len(ws2d)
     gbuf = torch.empty((B, D, H, W, c_in), dtype=x.dtype, device=x.device) if need_x else None
-    gws2d = [torch.zeros_like(w) for w in ws2d]
-    gbs = [torch.zeros(c_out, dtype=x.dtype) for _ in bs]
-    gwt = [torch.zeros_like(w) for w in wt]
-    gsb = torch.zeros(c_out, dtype=x.dtype)
     flipped = [w.flip(-1, -2).transpose(0, 1).contiguous() for w in ws2d]  # transposed-conv weights
     wt_t = [w.t().contiguous() for w in wt]
-    band_bytes = max(c_in, c_out) * npix * x.element_size()
+    band_bytes = max(c_in, c_out) * H * W * x.element_size()
     step = _step(D, band_bytes)
     cl3d = torch.channels_last_3d
-    xwork = None if x.is_contiguous(memory_format=cl3d) else _workspace(step + 2 * p, c_in, H, W, x)
-    gwork = None if grad.is_contiguous(memory_format=cl3d) else _workspace(step + 2 * p, c_out, H, W, x)
-    hwork = [_workspace(step, c_out, H, W, x) for _ in range(n_sp)]  # recomputed h_1 .. h_n
-    awork = _workspace(step, c_out, H, W, x)  # gradient at a conv output (after the activation backward)
-    cwork = [_workspace(step, c_out, H, W, x) for _ in range(min(n_sp - 1, 2))]  # gradient at a conv input
-    for b in range(B):
-        for d0, d1, lo, hi in _chunks(D, band_bytes, p):
+    x_cl, g_cl = x.is_contiguous(memory_format=cl3d), grad.is_contiguous(memory_format=cl3d)
+
+    def work(jobs):
+        gws2d = [torch.zeros_like(w) for w in ws2d]
+        gbs = [torch.zeros(c_out, dtype=x.dtype) for _ in bs]
+        gwt = [torch.zeros_like(w) for w in wt]
+        gsb = torch.zeros(c_out, dtype=x.dtype)
+        xwork = None if x_cl else _workspace(step + 2 * p, c_in, H, W, x)
+        gwork = None if g_cl else _workspace(step + 2 * p, c_out, H, W, x)
+        hwork = [_workspace(step, c_out, H, W, x) for _ in range(n_sp)]  # recomputed h_1 .. h_n
+        awork = _workspace(step, c_out, H, W, x)  # gradient at a conv output (after the activation backward)
+        cwork = [_workspace(step, c_out, H, W, x) for _ in range(min(n_sp - 1, 2))]  # gradient at a conv input
+        for b, d0, d1, lo, hi in jobs:
             n = d1 - d0
             f = _frames(x, b, lo, hi, xwork)
             g = _frames(grad, b, lo, hi, gwork)
@@ -214,9 +251,8 @@ def _backward(grad, x, ws2d, bs, wt, slope, p, need_x):
                 if i > 0:
                     gcur = _conv_into(cwork[(n_sp - 1 - i) % 2][:n], ga, flipped[i], None, None)
                 elif need_x:
-                    _conv_into(gbuf[b, d0:d1].permute(0, 3, 1, 2), ga, flipped[0], None, None)  # = gx_frames
-            grows = _rows(gc)
-            gsb += grows.sum(0)
+                    _conv_into(gbuf[b, d0:d1].permute(0, 3, 1, 2), ga, flipped[0], None, None)
+            gsb += _rows(gc).sum(0)
             gx_frames = gbuf[b, d0:d1].permute(0, 3, 1, 2) if need_x else None
             for t in range(len(wt)):
                 off = t - p
@@ -229,6 +265,12 @@ def _backward(grad, x, ws2d, bs, wt, slope, p, need_x):
                     a, e = _tap_range(d0, d1, -off, D)
                     if e > a:
                         _matmul_into(gx_frames[a - d0 : e - d0], g[a - off - lo : e - off - lo], wt_t[t])
+        return gws2d, gbs, gwt, gsb
+
+    parts = _run(_jobs(B, D, band_bytes, p), work)
+    total = lambda k: [sum(ts) for ts in zip(*(part[k] for part in parts))]  # noqa: E731
+    gws2d, gbs, gwt = total(0), total(1), total(2)
+    gsb = sum(part[3] for part in parts)
     gx = gbuf.permute(0, 4, 1, 2, 3) if need_x else None
     return gx, gws2d, gbs, gwt, gsb
 
