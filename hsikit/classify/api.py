@@ -226,6 +226,8 @@ def fit_classifier(
     spectra = np.concatenate([s.spectra() for s in train])
     good = np.asarray(train[0].cube["bbl"].values, bool)
     prep = SpectralPrep.fit(spectra, good=good, wavelength=train[0].cube["wavelength"].values, pca=est.pca, seed=seed)
+    for s in train[1:] + ([] if held_scenes is train else held_scenes):
+        prep.check_scene(s.cube)  # same band set (count and wavelengths) as the first training scene
     feats = [prep.transform(s.values) for s in train]
     Xtr, ytr, _ = _gather(train, train_masks, feats, patch, index)
     Xst, yst, _ = _gather(train, stop_masks, feats, patch, index)
