@@ -4,20 +4,25 @@ Same signature and result as :func:`hsikit.layers.s3conv.s3conv_reference`. Why 
 than the naive pair of ``conv3d`` calls on a CPU (measured in ``docs/layers_hsdt.md``):
 
 - The spatial (1, k, k) convs act on each band separately, so they run as 2-D convs over
-  channels-last frames (oneDNN's fast kernels), with LeakyReLU fused into the conv
-  (``mkldnn._convolution_pointwise``) where oneDNN supports the dtype.
-- The spectral (k, 1, 1) conv is k GEMMs on channels-last rows (``out[d] += x[d + t - p] W_t^T``),
-  accumulated straight into the output (``addmm(out=...)``), so it costs no extra full-size tensor.
-- Everything runs over chunks of a few bands (about ``CHUNK_BYTES`` per tensor): the intermediates
-  stay small, are reused by the allocator instead of being page-faulted in afresh (a 130 MB
-  fresh tensor costs ~100 ms of page faults on the VMs this was tuned on), and stay warm in cache
-  between the convs. The only full-size allocation is the output (as for a single conv).
+  channels-last frames (oneDNN), written in place into reused workspaces or straight into the
+  output (``mkldnn._convolution_pointwise_``), LeakyReLU in place.
+- The spectral (k, 1, 1) conv is k channel GEMMs (``out[d] += W_t x[d + t - p]``, as in-place 1x1
+  oneDNN convs) accumulated straight into the output, so it costs no extra full-size tensor.
+- Everything runs over chunks of a few bands (about ``CHUNK_BYTES`` per tensor) with workspaces
+  allocated once per call: no per-chunk allocation is page-faulted in afresh (a fresh 130 MB tensor
+  costs ~50-130 ms of page faults on the VMs this was tuned on). The only full-size allocation is
+  the output, as for a single conv.
+- The chunks run on ``torch.get_num_threads()`` worker threads with one intra-op thread each, so
+  the many small oneDNN calls pay no OpenMP fork/join (20-40 ms each on an oversubscribed VM).
+  The intra-op thread count is set to 1 for the duration of the call and restored afterwards.
 - Backward recomputes a chunk's intermediates from x instead of saving them (the forward saves
-  nothing but x and the weights), then runs the conv backward per chunk and the spectral gradient
-  as GEMMs; the input gradient is the only full-size allocation.
+  nothing but x and the weights), then runs the activation backward, oneDNN weight gradients and
+  transposed convs (flipped weights) per chunk and the spectral gradients as GEMMs; the input
+  gradient is the only full-size allocation.
 
 The output is channels-last (``torch.channels_last_3d``) whatever the input layout; values are
-the same. Inputs of any layout are read chunk by chunk (no full-size conversion copy).
+the same. Inputs of any layout are read chunk by chunk (no full-size conversion copy). Dtypes that
+oneDNN does not take (float64) run the same algorithm with ``F.conv2d`` and ``addmm``.
 """
 
 from __future__ import annotations
