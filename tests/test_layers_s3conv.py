@@ -151,7 +151,9 @@ def test_cpu_path_any_input_layout(layout):
     elif layout == "strided":
         x = torch.randn(2, 3, 12, 5, 14, dtype=torch.float64)[:, :, ::2, :, ::2].requires_grad_()
     ref = s3conv_reference(x, ws, wp)
+    threads = torch.get_num_threads()
     out = s3conv_cpu(x, ws, wp)
+    assert torch.get_num_threads() == threads  # the worker threads restore the intra-op setting
     assert _rel(out, ref) < 1e-12
     (gx,) = torch.autograd.grad(out, [x], grad)
     (gr,) = torch.autograd.grad(ref, [x], grad)
