@@ -18,6 +18,9 @@ The one place that ties io, the engine and the classical methods together (the C
    the fused scene) or ``"reduced"`` (Wald protocol on the degraded pair, Q2n/ERGAS/SAM); both hold
    the scene in memory and use the good bands only.
 
+Memory: the LR cube and the PAN are held in memory (float32) for the statistics; the output is streamed
+tile by tile (bounded by the tile size) when ``out`` is given, and held in memory otherwise.
+
 The output is float32 in the cube's physical unit, with the cube's wavelengths, fwhm, bbl and band names
 and the PAN's CRS and transform. Output nodata is NaN: a pixel is NaN in a band where that band of the
 LR pixel under it was nodata, and in every band where the PAN is nodata.
