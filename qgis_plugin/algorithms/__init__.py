@@ -1,0 +1,13 @@
+"""One Processing algorithm per hsikit task."""
+
+from .classify import ClassifyAlgorithm
+from .denoise import DenoiseAlgorithm
+from .evaluate import EvaluateAlgorithm
+from .info import InfoAlgorithm
+from .pansharpen import PansharpenAlgorithm
+from .unmix import UnmixAlgorithm
+
+ALGORITHMS = (InfoAlgorithm, DenoiseAlgorithm, UnmixAlgorithm, ClassifyAlgorithm, PansharpenAlgorithm,
+              EvaluateAlgorithm)
+
+__all__ = ["ALGORITHMS"]
