@@ -11,16 +11,7 @@ forwards to :func:`hsikit.classify.api.classify`.
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
+from hsikit._callable import callable_package
 
 
-class _CallablePackage(types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from hsikit.classify.api import classify
-
-        return classify(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallablePackage
+callable_package(__name__, "hsikit.classify.api", "classify")

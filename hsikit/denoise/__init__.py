@@ -7,16 +7,7 @@ itself is callable and forwards to :func:`hsikit.denoise.api.denoise`; both spel
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
+from hsikit._callable import callable_package
 
 
-class _CallableModule(types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from hsikit.denoise.api import denoise
-
-        return denoise(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+callable_package(__name__, "hsikit.denoise.api", "denoise")

@@ -15,20 +15,11 @@ This package is also callable: once it is imported, the attribute ``hsikit.pansh
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
+from hsikit._callable import callable_package
 
 from hsikit.pansharpen.classical import METHODS, apply, fit, fuse
 
 
-class _CallablePackage(types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from hsikit.pansharpen.api import pansharpen
-
-        return pansharpen(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallablePackage
+callable_package(__name__, "hsikit.pansharpen.api", "pansharpen")
 
 __all__ = ["METHODS", "apply", "fit", "fuse"]

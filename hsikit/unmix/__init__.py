@@ -13,16 +13,7 @@ This package is also callable: once it is imported, the attribute ``hsikit.unmix
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
+from hsikit._callable import callable_package
 
 
-class _CallablePackage(types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from hsikit.unmix.api import unmix
-
-        return unmix(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallablePackage
+callable_package(__name__, "hsikit.unmix.api", "unmix")
