@@ -145,3 +145,18 @@ def test_output_checks(tmp_path, enmap_tile: Path):
         save_cube(cube, tmp_path / "o.nc", overwrite=False)
     with pytest.raises(UsageError, match="cannot tell the output format"):
         save_cube(cube, tmp_path / "o.xyz")
+
+
+def test_colour_table_is_written_without_gdal_errors(tmp_path, capfd):
+    from rasterio.windows import Window
+
+    from hsikit.io.export import GeoTiffWriter, RasterMeta
+
+    meta = RasterMeta(count=2, height=40, width=40, dtype=np.uint8, crs="EPSG:32633",
+                      transform=rasterio.Affine(30, 0, 0, 0, -30, 0), nodata=255,
+                      colormap={1: (255, 0, 0, 255), 2: (0, 255, 0, 255)})
+    with GeoTiffWriter(tmp_path / "classes.tif", meta) as w:
+        w.write(np.ones((2, 40, 40), np.uint8), Window(0, 0, 40, 40))
+    assert "ERROR" not in capfd.readouterr().err
+    with rasterio.open(tmp_path / "classes.tif") as src:
+        assert src.colormap(1)[2] == (0, 255, 0, 255)

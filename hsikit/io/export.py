@@ -199,6 +199,8 @@ class GeoTiffWriter:
         profile.update(count=m.count, height=m.height, width=m.width, dtype=m.dtype.name, crs=m.crs,
                        transform=m.transform or Affine.identity(), nodata=m.nodata)
         self._dst = rasterio.open(self._tmp, "w", **profile)
+        if m.colormap is not None:  # before any pixel: TIFF fixes the photometric tag at the first write
+            self._dst.write_colormap(1, m.colormap)
         return self
 
     def write(self, array: np.ndarray, window: Window) -> None:
@@ -214,8 +216,6 @@ class GeoTiffWriter:
         dst.scales = tuple(float(s) for s in m.scale)
         dst.offsets = tuple(float(o) for o in m.offset)
         dst.update_tags(hsikit_version=hsikit.__version__, **m.tags)
-        if m.colormap is not None:
-            dst.write_colormap(1, m.colormap)
         dst.close()
         self._dst = None
         if self.cog:
