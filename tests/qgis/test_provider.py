@@ -107,3 +107,14 @@ def test_qgis_process_lists_and_runs_hsikit(enmap_tile: Path, tmp_path: Path) ->
                          capture_output=True, text=True, timeout=180)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "BANDS:\t224" in ran.stdout
+    # a full task inside qgis_process (its own GDAL/PROJ loaded globally, rasterio's beside them)
+    out = tmp_path / "den.tif"
+    ran = subprocess.run(["qgis_process.bin", "run", "hsikit:denoise", "--", f"INPUT={enmap_tile}", f"OUTPUT={out}"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert f"OUTPUT:\t{out}" in ran.stdout
+    import rasterio
+
+    with rasterio.open(out) as d, rasterio.open(enmap_tile) as s:
+        assert d.count == 224 and d.crs == s.crs and d.transform == s.transform
+        assert float(d.tags(224)["wavelength"]) == pytest.approx(float(s.tags(224)["wavelength"]))
