@@ -15,6 +15,7 @@ import typer
 from typer._click import exceptions as click_exc  # typer >= 0.25 ships its own click
 
 from hsikit.errors import HsikitError
+from hsikit.jsonable import json_default as _json_default
 
 app = typer.Typer(
     name="hsikit",
@@ -37,16 +38,6 @@ def _root(
 
 def _echo_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, default=_json_default))
-
-
-def _json_default(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 @app.command()

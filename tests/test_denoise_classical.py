@@ -81,3 +81,15 @@ def test_lrmr_removes_dead_lines_and_impulse(clean):
     assert err_den < 0.25 * err_noisy
     with pytest.raises(UsageError):
         lrmr(noisy, rank=0)
+
+
+def test_scalar_sigma_is_exact_every_time():
+    """A scalar sigma expands to every band; torch's median on the stride-0 view gave NaN (45% of calls)."""
+    from hsikit.denoise.classical import noise_sigma
+
+    t = torch.rand(189, 8, 8)
+    for _ in range(50):
+        s = noise_sigma(t, 0.1)
+        assert torch.all(s == 0.1)
+    s2 = noise_sigma(torch.rand(2, 5, 8, 8), [0.1, 0.2, 0.3, 0.4, 0.5])
+    assert s2.shape == (2, 5) and torch.isfinite(s2).all()

@@ -26,6 +26,7 @@ from hsikit.classify.modelfile import FittedClassifier
 from hsikit.classify.split import block_split, class_weights, default_block
 from hsikit.cube import BAND, X, Y, valid_pixel_mask
 from hsikit.errors import InputError, UsageError
+from hsikit.jsonable import json_default as _json_default
 
 SceneLike = str | os.PathLike | xr.DataArray
 LabelsLike = str | os.PathLike | np.ndarray | Labels
@@ -422,9 +423,3 @@ def classify(
     return report
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)

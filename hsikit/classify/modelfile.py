@@ -20,6 +20,7 @@ import torch
 from hsikit.classify.estimator import Estimator, estimator_class
 from hsikit.classify.features import SpectralPrep, tile_patches
 from hsikit.errors import InputError
+from hsikit.jsonable import json_default as _json_default
 
 FORMAT = "hsikit-classifier"
 VERSION = 1
@@ -138,9 +139,3 @@ class FittedClassifier:
         return cls(est, prep, tensors["classes.codes"], names, header.get("summary", {}))
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)

@@ -18,21 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from hsikit.classify.estimator import Estimator
+from hsikit.devices import resolve_device as _device
 
 BATCH = 128
 PREDICT_BATCH = 2048
-
-
-def _device(device: str) -> torch.device:
-    from hsikit.errors import UsageError
-
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise UsageError(f"unknown torch device {device!r} ({exc})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device {device!r} requested but CUDA is not available")
-    return dev
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -30,6 +30,7 @@ import xarray as xr
 
 from hsikit.cube import BAND, X, Y
 from hsikit.errors import CubeValidationError, InputError, UsageError
+from hsikit.devices import resolve_device as _device
 
 #: Classical methods dispatched here by name (learned models come from the zoo registry).
 CLASSICAL = ("fasthyde", "lrmr")
@@ -82,16 +83,6 @@ class _ArraySink:
     def write(self, array: np.ndarray, window: Any) -> None:
         r, c = int(window.row_off), int(window.col_off)
         self.data[:, r : r + int(window.height), c : c + int(window.width)] = array
-
-
-def _device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise UsageError(f"device must be auto, cpu or cuda, got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("device cuda requested but no CUDA GPU is available")
-    return torch.device(device)
 
 
 def _open(cube_or_path: Any) -> tuple[xr.DataArray, str]:

@@ -56,7 +56,8 @@ def noise_sigma(y: torch.Tensor, sigma: Any = None, *, robust: bool = True) -> t
             s = s.expand(*lead, L)
         elif s.shape[-1] != L:
             raise UsageError(f"sigma has {s.shape[-1]} values for {L} bands")
-        s = s.expand(*lead, L)
+        # contiguous: torch 2.14's median along a stride-0 (expanded) dim returns NaN
+        s = s.expand(*lead, L).contiguous()
     if bool((s < 0).any()) or not bool(torch.isfinite(s).all()):
         raise UsageError("sigma must be finite and non-negative")
     floor = SIGMA_FLOOR * s.median(dim=-1, keepdim=True).values.clamp_min(torch.finfo(torch.float64).tiny)
@@ -153,8 +154,6 @@ def fasthyde(
             bases.append(sub.basis[:, :kk])
     out = torch.empty_like(flat)
     for i, (item, e) in enumerate(zip(flat, bases)):
-        # e.T made contiguous: with the transposed view this torch build's CPU matmul returned NaN now
-        # and then (about 1 in 10 random bases in a loop; not reproduced in isolation)
         z = (e.T.contiguous() @ item).reshape(-1, H, W).to(t.dtype if t.dtype != torch.float16 else torch.float32)
         zd = nlm(z, 1.0, patch=patch, search=search, h=h).to(torch.float64)
         out[i] = e @ zd.reshape(-1, H * W)

@@ -43,6 +43,7 @@ from hsikit.errors import UsageError
 from hsikit.metrics.mtf import GNYQ_HS, GNYQ_PAN
 from hsikit.pansharpen.classical import METHODS, Fusion, apply, fit, halo
 from hsikit.pansharpen.grids import check_grids
+from hsikit.devices import resolve_device as _device
 
 #: Default method: the best of the Wald-protocol benchmark on EnMAP (docs/pansharpen.md).
 DEFAULT_METHOD = "mtf-glp-fs"
@@ -68,16 +69,6 @@ class PansharpenResult:
         if self.scores:
             text += "; " + ", ".join(f"{k} {v:.4f}" for k, v in self.scores.items())
         return text
-
-
-def _device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise UsageError(f"device must be auto, cpu or cuda, got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("device cuda requested but no CUDA GPU is available")
-    return torch.device(device)
 
 
 def _open(x: Any, what: str) -> xr.DataArray:
