@@ -168,3 +168,19 @@ def test_classmap_against_vector_labels_by_name(enmap_tile, tmp_path):
         {"type": "Feature", "properties": {"landcover": "Glacier"}, "geometry": box(2, 10, 2, 10)}]}))
     with pytest.raises(MetadataError, match="Glacier"):
         evaluate_classmap(path, bad, class_field="landcover")
+
+
+def test_classify_output_scores_with_evaluate(shared_data, tmp_path):
+    """The two-band map of hsikit classify (class, confidence) is scored on its class band."""
+    scene = shared_data / "enmap_potsdam_tiles" / "images" / "enmap_potsdam_tile_64_0.tif"
+    labels = shared_data / "enmap_potsdam_tiles" / "labels" / "enmap_potsdam_tile_64_0.tif"
+    out = tmp_path / "map.tif"
+    assert main(["classify", str(scene), str(out), "--labels", str(labels), "--model", "rf", "--seed", "0"]) == 0
+    with rasterio.open(out) as src:
+        assert src.count == 2
+        cls = src.read(1)
+    rep = evaluate_classmap(out, labels)
+    with rasterio.open(labels) as src:
+        lab = src.read(1)
+    scored = lab > 0
+    assert rep["oa"] == pytest.approx((cls[scored] == lab[scored]).mean())

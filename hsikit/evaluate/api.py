@@ -114,10 +114,11 @@ def evaluate_raster(
     return report
 
 
-def _single_band(cube: xr.DataArray, path: str) -> np.ndarray:
-    if cube.sizes[BAND] != 1:
-        raise UsageError(f"a class map or label raster has one band, this one has {cube.sizes[BAND]}", path)
-    values = np.asarray(cube.values[0])
+def _single_band(cube: xr.DataArray, path: str, *, first_of_many: bool = False) -> np.ndarray:
+    """Band 1 of a class map (``first_of_many``: hsikit classify maps carry a confidence band 2) or of a label raster."""
+    if cube.sizes[BAND] != 1 and not first_of_many:
+        raise UsageError(f"a label raster has one band, this one has {cube.sizes[BAND]}", path)
+    values = np.asarray(cube.isel({BAND: 0}).values)
     if np.issubdtype(values.dtype, np.floating):
         finite = np.isfinite(values)
         if not np.array_equal(values[finite], np.round(values[finite])):
@@ -163,7 +164,7 @@ def evaluate_classmap(
     ignore_label: int = 0,
     class_field: str | None = None,
 ) -> dict[str, Any]:
-    """OA, AA, kappa, mIoU and per-class scores of a class map against reference labels.
+    """OA, AA, kappa, mIoU and per-class scores of a class map (its band 1) against reference labels.
 
     ``labels`` is a label raster on the map's grid (0 = unlabelled) or a vector file (GeoPackage,
     Shapefile, GeoJSON) whose polygons are reprojected and rasterised onto the map's grid with
@@ -176,7 +177,8 @@ def evaluate_classmap(
 
     label = _label(classmap, "class map")
     pred_c = _open(classmap)
-    pred = _single_band(pred_c, label)
+    pred = _single_band(pred_c, label, first_of_many=True)
+    pred_c = pred_c.isel({BAND: [0]})
     map_names = _class_names(pred_c)
     skip = np.zeros(pred.shape, bool)
     if isinstance(labels, (str, os.PathLike)) and Path(labels).suffix.lower() in VECTOR_SUFFIXES:
