@@ -249,3 +249,19 @@ def test_full_reference_report_is_json_and_needs_explicit_conventions(pair: tupl
     with pytest.raises(UsageError, match="data_range"):
         full_reference_report(est, ref)
     assert full_reference_report(ref, ref, metrics=("psnr",), data_range=1.0)["psnr"] == "inf"
+
+
+def test_agrees_with_torchmetrics_where_torchmetrics_is_correct(pair: tuple[np.ndarray, np.ndarray]) -> None:
+    """SAM without zero pixels, whole-cube PSNR, ERGAS (torchmetrics >= 1.x uses 100/ratio) and SSIM."""
+    tm = pytest.importorskip("torchmetrics.functional.image")
+    est, ref = pair
+    te, tr = torch.from_numpy(est.astype(np.float64))[None], torch.from_numpy(ref.astype(np.float64))[None]
+    assert sam(est, ref).radians == pytest.approx(float(tm.spectral_angle_mapper(te, tr)), rel=1e-6)
+    assert psnr_cube(est, ref, 1.0) == pytest.approx(float(tm.peak_signal_noise_ratio(te, tr, data_range=1.0)), rel=1e-6)
+    # torchmetrics' ERGAS is 100 / ratio * sqrt(mean_b (RMSE_b / mean_b)^2) with ratio = low/high (4):
+    # ours with the scale factor 4 (or Wald's h/l = 0.25) gives the same number
+    theirs = float(tm.error_relative_global_dimensionless_synthesis(te, tr, ratio=4))
+    assert ergas(est, ref, 4) == pytest.approx(theirs, rel=1e-6)
+    assert ergas(est, ref, 0.25) == pytest.approx(theirs, rel=1e-6)
+    their_ssim = float(tm.structural_similarity_index_measure(te, tr, data_range=1.0, gaussian_kernel=True, sigma=1.5, kernel_size=11))
+    assert ssim(est, ref, 1.0) == pytest.approx(their_ssim, abs=2e-3)  # torchmetrics pads the border, skimage crops it
