@@ -254,3 +254,19 @@ def test_open_dispatches_sentinel2_sources(shared_data):
     assert detect_format(patch) == "bigearthnet"
     cube = hsikit.open(shared_data / "sentinel2_eolearn_testpatch")
     assert cube.dims == ("time", "band", "y", "x") and cube.sizes["band"] == 13
+
+
+def test_open_recognises_a_folder_of_dated_stacks(shared_data, tmp_path):
+    import shutil
+
+    import hsikit
+    from hsikit.io import detect_format
+
+    assert detect_format(shared_data / "sentinel2_sen2r_barbellino") == "sentinel2"
+    cube = hsikit.open(shared_data / "sentinel2_sen2r_barbellino")
+    assert cube.dims == ("time", "band", "y", "x") and cube.sizes["time"] == 2
+    other = tmp_path / "mixed"
+    other.mkdir()
+    shutil.copy(shared_data / "enmap_potsdam_tiles" / "images" / "enmap_potsdam_tile_64_0.tif", other / "tile.tif")
+    with pytest.raises(InputError, match="neither"):
+        detect_format(other)  # a folder of ordinary rasters is not a Sentinel-2 series

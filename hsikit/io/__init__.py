@@ -40,7 +40,15 @@ def _looks_like_sentinel2(p: Path) -> bool:
     if name.endswith(".SAFE") or (name.endswith(".SAFE.ZIP") and zipfile.is_zipfile(p)):
         return True
     if p.is_dir():
-        return any(q.name.upper().endswith(".SAFE") for q in p.iterdir())
+        from hsikit.io.sentinel2 import _BAND_RE, _DATE_RE, _STACK_RE
+
+        entries = list(p.iterdir())
+        if any(q.name.upper().endswith(".SAFE") for q in entries):
+            return True
+        # a folder of dated Sentinel-2 band files or BOA/TOA stacks (sen2r, exports of STAC assets)
+        rasters = [q for q in entries if q.suffix.lower() in (".tif", ".tiff", ".jp2")]
+        return bool(rasters) and all(_DATE_RE.search(q.stem) and (_BAND_RE.search(q.stem) or _STACK_RE.search(q.stem))
+                                     for q in rasters)
     if p.suffix.lower() == ".json":
         import json
 
