@@ -38,7 +38,8 @@ GNYQ_HS = 0.3
 GNYQ_PAN = 0.2
 
 
-def _gnyq_vector(gnyq: Any, n: int) -> np.ndarray:
+def gnyq_vector(gnyq: Any, n: int) -> np.ndarray:
+    """Per-band gains at Nyquist ``(n,)`` from a scalar or ``n`` values, each checked to lie in (0, 1)."""
     g = np.asarray(gnyq, dtype=np.float64).reshape(-1)
     if g.size == 1:
         g = np.full(n, g[0])
@@ -65,7 +66,7 @@ def mtf_sigma(gnyq: float, ratio: float) -> float:
         ``r sqrt(-2 ln gnyq) / pi``.
     """
     r = integer_scale(ratio)
-    g = float(_gnyq_vector(gnyq, 1)[0])
+    g = float(gnyq_vector(gnyq, 1)[0])
     return r * math.sqrt(-2.0 * math.log(g)) / math.pi
 
 
@@ -137,7 +138,7 @@ def mtf_filter(cube: Any, gnyq: float | np.ndarray, ratio: float, size: int = 41
         t = t.unsqueeze(0)
     if t.ndim != 3:
         raise UsageError(f"cube must be (band, y, x); got shape {tuple(t.shape)}")
-    out = _filter_t(t, _gnyq_vector(gnyq, t.shape[0]), integer_scale(ratio), size)
+    out = _filter_t(t, gnyq_vector(gnyq, t.shape[0]), integer_scale(ratio), size)
     return _like_input(out[0] if squeeze else out, cube)
 
 
@@ -173,5 +174,5 @@ def mtf_degrade(
     squeeze = t.ndim == 2
     if squeeze:
         t = t.unsqueeze(0)
-    f = _filter_t(t, _gnyq_vector(gnyq, t.shape[0]), r, size)[:, o::r, o::r].contiguous()
+    f = _filter_t(t, gnyq_vector(gnyq, t.shape[0]), r, size)[:, o::r, o::r].contiguous()
     return _like_input(f[0] if squeeze else f, cube)

@@ -24,7 +24,7 @@ import torch
 from hsikit.errors import UsageError
 from hsikit.metrics._backend import CHUNK_ELEMENTS, as_tensor, band_chunks, box_sum, integer_scale, to_numpy
 from hsikit.metrics.full_reference import _blocks, _local_q_maps, _q_from_moments, q2n
-from hsikit.metrics.mtf import GNYQ_HS, GNYQ_PAN, _filter_t, _gnyq_vector
+from hsikit.metrics.mtf import GNYQ_HS, GNYQ_PAN, _filter_t, gnyq_vector
 
 
 def _cube(x: Any, name: str, device: torch.device | None = None) -> torch.Tensor:
@@ -59,7 +59,7 @@ def _degrade(t: torch.Tensor, gnyq: Any, r: int, offset: int | None) -> torch.Te
     o = r // 2 if offset is None else int(offset)
     if not 0 <= o < r:
         raise UsageError(f"offset must lie in [0, {r}); got {offset}")
-    return _filter_t(t, _gnyq_vector(gnyq, t.shape[0]), r, 41)[:, o::r, o::r]
+    return _filter_t(t, gnyq_vector(gnyq, t.shape[0]), r, 41)[:, o::r, o::r]
 
 
 def _window(block_size: int, stride: int | None, h: int, w: int) -> tuple[int, int]:

@@ -71,7 +71,7 @@ import torch
 
 from hsikit.data.degrade import blur, blur_decimate
 from hsikit.errors import UsageError
-from hsikit.metrics.mtf import GNYQ_HS
+from hsikit.metrics.mtf import GNYQ_HS, gnyq_vector
 from hsikit.pansharpen.resample import centre_phase, upsample
 
 #: Method names, in the order of the benchmark tables.
@@ -142,17 +142,6 @@ def check_shapes(hs_shape: Sequence[int], pan_shape: Sequence[int], ratio: int |
     if r < 2:
         raise UsageError("ratio 1: PAN and cube are on the same grid, there is nothing to sharpen")
     return r
-
-
-def _gains(gnyq: Any, n: int) -> np.ndarray:
-    g = np.asarray(gnyq, dtype=np.float64).reshape(-1)
-    if g.size == 1:
-        g = np.full(n, g[0])
-    if g.size != n:
-        raise UsageError(f"gnyq must be a scalar or one value per band ({n}); got {g.size}")
-    if np.any(~(g > 0)) or np.any(g >= 1):
-        raise UsageError(f"gains at Nyquist must lie in (0, 1); got {gnyq!r}")
-    return g
 
 
 def _lstsq(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -229,7 +218,7 @@ def fit(
     if not (torch.isfinite(m).all() and torch.isfinite(p).all()):
         raise UsageError("the cube or the PAN holds NaN/inf: fill nodata before fusing")
     b = m.shape[0]
-    fusion = Fusion(m_name, r, _gains(gnyq, b), o, ph)
+    fusion = Fusion(m_name, r, gnyq_vector(gnyq, b), o, ph)
     if m_name == "bicubic":
         return fusion
     m64 = m.to(torch.float64).reshape(b, -1)
