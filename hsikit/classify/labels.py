@@ -81,6 +81,17 @@ def _check_codes(values: np.ndarray, source: str) -> np.ndarray:
     return a
 
 
+def parse_class_names(text: Any) -> dict[int, str]:
+    """``{code: name}`` from the JSON of a :data:`CLASS_NAMES_TAG` tag; {} when absent or unreadable."""
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text) if isinstance(text, str) else text
+        return {int(k): str(v) for k, v in dict(raw).items()}
+    except (ValueError, TypeError, AttributeError):
+        return {}
+
+
 def _finish(values: np.ndarray, names: dict[int, str], source: str) -> Labels:
     lab = Labels(values, {int(k): str(v) for k, v in names.items()}, source)
     if lab.count == 0:
@@ -159,12 +170,7 @@ def _read_raster(p: Path, cube: xr.DataArray) -> Labels:
     except rasterio.errors.RasterioIOError as exc:
         raise InputError(f"cannot read the label raster ({exc})", p) from None
     values = _check_codes(np.ma.filled(data.astype(np.float64), 0), str(p))
-    names = {}
-    if CLASS_NAMES_TAG in tags:
-        try:
-            names = {int(k): str(v) for k, v in json.loads(tags[CLASS_NAMES_TAG]).items()}
-        except (ValueError, AttributeError):
-            names = {}
+    names = parse_class_names(tags.get(CLASS_NAMES_TAG))
     height, width = cube.sizes[Y], cube.sizes[X]
     scene_t = geotransform(cube)
     scene_crs = cube.rio.crs

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from hsikit.cube import BAND, grid_differences, to_reflectance, valid_pixel_mask
+from hsikit.cube import BAND, grid_differences, to_reflectance
 from hsikit.errors import InputError, MetadataError, UsageError
 from hsikit.metrics.report import FULL_REFERENCE_METRICS, classification_report, full_reference_report, unmixing_report
 
@@ -93,8 +93,7 @@ def evaluate_raster(
         raise MetadataError("no band is valid in both the output and the reference", label)
     est = np.asarray(to_reflectance(est_c).values, dtype=np.float32)[good]
     ref = np.asarray(to_reflectance(ref_c).values, dtype=np.float32)[good]
-    valid = valid_pixel_mask(est, np.nan) & valid_pixel_mask(ref, np.nan)
-    valid &= ~(np.isnan(est).any(axis=0) | np.isnan(ref).any(axis=0))
+    valid = ~(np.isnan(est).any(axis=0) | np.isnan(ref).any(axis=0))  # a pixel scores only when every band has data
     if not valid.any():
         raise MetadataError("no pixel is valid in both the output and the reference", label)
     mask = None if valid.all() else valid
@@ -127,16 +126,9 @@ def _single_band(cube: xr.DataArray, path: str, *, first_of_many: bool = False) 
 
 
 def _class_names(cube: xr.DataArray) -> dict[int, str] | None:
-    import json
+    from hsikit.classify.labels import CLASS_NAMES_TAG, parse_class_names
 
-    raw = cube.attrs.get("class_names")
-    if not raw:
-        return None
-    try:
-        names = json.loads(raw) if isinstance(raw, str) else raw
-        return {int(k): str(v) for k, v in dict(names).items()}
-    except (ValueError, TypeError):
-        return None
+    return parse_class_names(cube.attrs.get(CLASS_NAMES_TAG)) or None
 
 
 def _vector_labels(labels: str | os.PathLike, pred_c: xr.DataArray, class_field: str | None,
@@ -151,8 +143,10 @@ def _vector_labels(labels: str | os.PathLike, pred_c: xr.DataArray, class_field:
         unknown = sorted({names[c] for c in lab.classes if names.get(c, "").lower() not in by_name})
         if unknown:
             raise MetadataError(f"label classes {unknown} are not classes of the map ({', '.join(map_names.values())})", labels)
-        lut = {int(c): by_name[names[c].lower()] for c in lab.classes}
-        values = np.vectorize(lambda v: lut.get(int(v), 0), otypes=[np.int64])(values) if lut else values
+        lut = np.zeros(int(values.max()) + 1, np.int64)  # label code -> map code (0 stays unlabelled)
+        for c in lab.classes:
+            lut[int(c)] = by_name[names[c].lower()]
+        values = lut[values]
         names = dict(map_names)
     return values, names
 
@@ -275,7 +269,7 @@ def evaluate_unmixing(
     if have_a:
         ca, cr = _open(abundances), _open(reference_abundances)
         lab = _label(abundances, "abundances")
-        if ca.sizes["y"] * ca.sizes["x"] != cr.sizes["y"] * cr.sizes["x"] or (ca.sizes["y"], ca.sizes["x"]) != (cr.sizes["y"], cr.sizes["x"]):
+        if (ca.sizes["y"], ca.sizes["x"]) != (cr.sizes["y"], cr.sizes["x"]):
             raise MetadataError(f"abundance maps are {ca.sizes['y']}x{ca.sizes['x']}, the reference {cr.sizes['y']}x{cr.sizes['x']}", lab)
         if ca.rio.crs is not None and cr.rio.crs is not None:
             check_same_grid(ca, cr, ("abundances", "reference abundances"))
