@@ -30,3 +30,15 @@ def shared_data() -> Path:
 def enmap_tile(shared_data: Path) -> Path:
     """One real EnMAP L2A tile: 224 bands x 32 x 32, float32, EPSG:32633, 30 m."""
     return shared_data / "enmap_potsdam_tiles" / "images" / "enmap_potsdam_tile_64_0.tif"
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Run a test with one torch intra-op thread (on 2 shared cores, OpenMP oversubscription stalls
+    small ops by 5-200x); the previous count is restored afterwards."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -17,13 +17,7 @@ from hsikit.zoo import create_model, list_models
 TILE = "enmap_potsdam_tile_96_0.tif"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # the CI/dev machines are shared: one intra-op thread avoids OpenMP oversubscription stalls
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _params(m):

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-import torch
 
 import hsikit
 from hsikit.cli import main
@@ -18,12 +17,7 @@ from hsikit.metrics import sad
 TILE = ("enmap_potsdam_tiles", "images", "enmap_potsdam_tile_64_0.tif")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture()

@@ -17,13 +17,7 @@ from hsikit.unmix.reference import load_reference_scene
 from hsikit.unmix.robust_l21 import rrlbs
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # 2 shared cores: intra-op threads only thrash (torch.exp is 200x slower with 2 threads under load)
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _scene(K: int = 5, L: int = 80, side: int = 40, snr_db: float = 30.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
