@@ -21,7 +21,7 @@ import xarray as xr
 from affine import Affine
 
 from hsikit.cube import X, Y, geotransform
-from hsikit.errors import InputError, MetadataError, UsageError
+from hsikit.errors import InputError, MetadataError
 
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb")
 #: Field names tried, in order, when no class field is given.
