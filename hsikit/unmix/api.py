@@ -128,7 +128,8 @@ def _library(library: Any, cube: xr.DataArray) -> tuple[np.ndarray, list[str], n
     where = "" if isinstance(library, xr.DataArray) else f"{library}: "
     if not wavelengths_known(cube):
         raise MetadataError("the scene has no wavelengths, so a spectral library cannot be matched to its bands; "
-                            "give the scene wavelengths (e.g. hsikit.open(..., wavelength=...))")
+                            "give the scene wavelengths (e.g. hsikit.open(..., wavelength=...))",
+                            cube.attrs.get("source") or None)
     lw = np.asarray(lib["wavelength"].values, float)
     if not np.isfinite(lw).all():
         raise MetadataError(f"{where}the library has no (or incomplete) wavelengths")
