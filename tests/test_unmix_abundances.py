@@ -44,7 +44,19 @@ def _problem(seed: int = 0, L: int = 40, K: int = 5, N: int = 300) -> tuple[np.n
     return E, Y
 
 
-def test_fcls_and_nnls_match_exact_solvers() -> None:
+@pytest.fixture(params=["compiled", "torch"])
+def solver(request, monkeypatch) -> str:
+    """Run a test on the compiled CPU QP (numba) and on the batched torch solver (the CUDA path)."""
+    from hsikit.unmix import qp_cpu
+
+    if request.param == "compiled" and not qp_cpu.available(3):
+        pytest.skip("numba not installed")
+    if request.param == "torch":
+        monkeypatch.setattr(qp_cpu, "available", lambda K: False)
+    return request.param
+
+
+def test_fcls_and_nnls_match_exact_solvers(solver: str) -> None:
     E, Y = _problem()
     a = fcls(E, Y).numpy()
     ref = np.stack([_exact(E, Y[:, n], True) for n in range(Y.shape[1])], 1)
@@ -54,6 +66,10 @@ def test_fcls_and_nnls_match_exact_solvers() -> None:
     b = nnls(E, Y).numpy()
     ref_n = np.stack([_exact(E, Y[:, n], False) for n in range(Y.shape[1])], 1)
     np.testing.assert_allclose(b, ref_n, atol=1e-9)
+    # float32 spectra (read in place by the compiled solver) give what their float64 copy gives
+    Y32 = Y.astype(np.float32)
+    np.testing.assert_allclose(fcls(E, Y32).numpy(), fcls(E, Y32.astype(np.float64)).numpy(), atol=1e-12)
+    np.testing.assert_allclose(nnls(E, torch.from_numpy(Y32)).numpy(), nnls(E, Y32.astype(np.float64)).numpy(), atol=1e-12)
 
 
 def test_fcls_agrees_with_per_pixel_scipy_on_samson(shared_data: Path) -> None:
@@ -67,7 +83,7 @@ def test_fcls_agrees_with_per_pixel_scipy_on_samson(shared_data: Path) -> None:
     assert np.abs(a - gt).max() < 1e-4
 
 
-def test_fcls_float32_chunks_and_tolerance() -> None:
+def test_fcls_float32_chunks_and_tolerance(solver: str) -> None:
     E, Y = _problem(seed=1, N=50)
     import hsikit.unmix.abundances as ab
 
@@ -84,6 +100,49 @@ def test_fcls_float32_chunks_and_tolerance() -> None:
         fcls(E, Y, tol=0)
     with pytest.raises(UsageError, match="bands"):
         fcls(E[:-1], Y)
+
+
+def test_compiled_and_torch_solvers_agree_on_warm_starts_duplicates_and_many_endmembers(monkeypatch) -> None:
+    from hsikit.unmix import qp_cpu
+    from hsikit.unmix.abundances import batched_qp
+
+    if not qp_cpu.available(3):
+        pytest.skip("numba not installed")
+    E, Y = _problem(seed=4, K=4, N=200)
+    Ed = np.concatenate([E, E[:, :1]], 1)  # a duplicated endmember: singular free sets
+    E12, Y12 = _problem(seed=5, K=12, N=60)  # more than qp_cpu.MAX_K: the torch solver serves both
+    G, B = torch.tensor(E.T @ E), torch.tensor(E.T @ Y)
+    start = torch.tensor(np.random.default_rng(0).dirichlet(np.ones(4), 200).T)
+    start[0] = 0  # warm starts with an inactive endmember
+    start /= start.sum(0)
+    runs = {}
+    for name in ("compiled", "torch"):
+        if name == "torch":
+            monkeypatch.setattr(qp_cpu, "available", lambda K: False)
+        runs[name] = [
+            batched_qp(G, B, sum_to_one=True, start=start).numpy(),
+            batched_qp(G, B, sum_to_one=False, start=start).numpy(),
+            fcls(Ed, Y).numpy(),
+            fcls(E12, Y12).numpy(),
+        ]
+    exact = [
+        np.stack([_exact(E, Y[:, n], True) for n in range(Y.shape[1])], 1),
+        np.stack([_exact(E, Y[:, n], False) for n in range(Y.shape[1])], 1),
+    ]
+    for name, (ws, wn, dup, many) in runs.items():
+        np.testing.assert_allclose(ws, exact[0], atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(wn, exact[1], atol=1e-9, err_msg=name)
+        # with a duplicate the split between the twins is not unique, the fit is
+        np.testing.assert_allclose(Ed @ dup, E @ exact[0], atol=1e-7, err_msg=name)
+        assert dup.min() >= 0 and np.abs(dup.sum(0) - 1).max() < 1e-9
+        assert many.min() >= 0 and np.abs(many.sum(0) - 1).max() < 1e-9
+        # KKT of the sum-to-one QP: the gradient is one value mu on the support and >= mu off it
+        grad = E12.T @ (E12 @ many - Y12)
+        support = many > 1e-12
+        mu = np.where(support, grad, 0).sum(0) / support.sum(0)
+        scale = np.abs(grad).max()
+        assert np.abs(np.where(support, grad - mu, 0)).max() < 1e-8 * scale
+        assert np.where(support, 0, grad - mu).min() > -1e-8 * scale
 
 
 def test_ucls_exact_and_sunsal_recovers_sparse_library_atoms() -> None:

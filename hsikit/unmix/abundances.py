@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from hsikit.errors import UsageError
+from hsikit.unmix import qp_cpu
 
 #: Pixels per active-set batch (bounds memory at about CHUNK * K^2 values).
 CHUNK = 1 << 16
@@ -38,7 +39,7 @@ def as_tensor(x: Any, dtype: torch.dtype = torch.float64, device: Any = None) ->
     return t.to(dtype=dtype, device=device if device is not None else t.device)
 
 
-def _check(E: torch.Tensor, Y: torch.Tensor) -> None:
+def _check(E: torch.Tensor, Y: torch.Tensor | np.ndarray) -> None:
     if E.ndim != 2 or Y.ndim != 2:
         raise UsageError(f"endmembers must be (L, K) and spectra (L, N); got {tuple(E.shape)} and {tuple(Y.shape)}")
     if E.shape[0] != Y.shape[0]:
@@ -248,6 +249,12 @@ def _qp_rows(G: torch.Tensor, Bt: torch.Tensor, sum_to_one: bool, tol: float, ma
         if sum_to_one:
             total = st.sum(1, keepdim=True)
             st = torch.where(total > 0, st / total.clamp_min(torch.finfo(G.dtype).tiny), torch.full_like(st, 1.0 / K))
+    if Bs.device.type == "cpu" and qp_cpu.available(K):
+        if st is None:
+            st = torch.full_like(Bs, 1.0 / K) if sum_to_one else torch.zeros_like(Bs)
+        out, _ = qp_cpu.qp_rows(Gs.double().numpy(), Bs.double().numpy(), st.double().numpy(), sum_to_one, tol, iters,
+                                torch.get_num_threads())
+        return torch.from_numpy(out).to(Bs.dtype)
     if Bs.shape[0] <= CHUNK:
         return _active_set(Gs, Bs, sum_to_one, tol, iters, st)[0]
     out = torch.empty_like(Bs)
@@ -258,6 +265,21 @@ def _qp_rows(G: torch.Tensor, Bt: torch.Tensor, sum_to_one: bool, tol: float, ma
 
 
 def _constrained(E: Any, Y: Any, sum_to_one: bool, tol: float, max_iter: int | None, dtype: torch.dtype) -> torch.Tensor:
+    Yn = Y.data if hasattr(Y, "dims") and hasattr(Y, "data") else Y
+    on_cpu = not (isinstance(Yn, torch.Tensor) and Yn.device.type != "cpu")
+    if on_cpu and dtype == torch.float64:
+        # the compiled CPU solver reads float32 or float64 spectra in place (no float64 copy of the cube)
+        Ya = Yn.numpy() if isinstance(Yn, torch.Tensor) else np.asarray(Yn)
+        if Ya.dtype not in (np.float32, np.float64):
+            Ya = Ya.astype(np.float64)
+        Ea = as_tensor(E, torch.float64)
+        _check(Ea, Ya)
+        if qp_cpu.available(Ea.shape[1]):
+            if tol <= 0:
+                raise UsageError(f"tol must be positive, got {tol}")
+            iters = max_iter if max_iter is not None else 10 * Ea.shape[1] + 20
+            out, _ = qp_cpu.unmix_cols(Ea.numpy(), Ya, sum_to_one, tol, iters, torch.get_num_threads())
+            return torch.from_numpy(out.T.copy())
     Y = as_tensor(Y, dtype)
     E = as_tensor(E, dtype, Y.device)
     _check(E, Y)
