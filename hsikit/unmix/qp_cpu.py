@@ -182,14 +182,16 @@ if numba is not None:
         b = np.empty(K)
         unconverged = 0
         prev = (1 << K) - 1
+        inv_scale = 1.0 / scale
         for j in range(m):
             a = out[n0 + j]
             size = 0
             for k in range(K):
-                b[k] = acc[k, j] / scale
+                b[k] = acc[k, j] * inv_scale
                 size += (prev >> k) & 1
+            share = 1.0 / size if sum_to_one else 0.0
             for k in range(K):
-                a[k] = 1.0 / size if sum_to_one and (prev >> k) & 1 else 0.0
+                a[k] = share if (prev >> k) & 1 else 0.0
             if not _solve_pixel(W, c, v, G, b, a, tol, max_iter, z):
                 unconverged += 1
             if sum_to_one:
