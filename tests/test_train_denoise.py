@@ -62,3 +62,19 @@ def test_fit_resume_and_export(scenes, tmp_path):
         a = module.model.eval()(x, sigma=0.05)
         b = loaded(x, sigma=0.05)
     torch.testing.assert_close(a, b)
+
+
+def test_relative_loss_weighs_noise_levels_alike(scenes, tmp_path):
+    """loss_norm="input": a window's MSE is divided by its noisy input's MSE, so the loss is the
+    relative error whatever the noise level."""
+    train, val = scenes
+    cfg = {"channels": 4, "num_half_layer": 3, "downsample": (1,), "k": 4}
+    with pytest.raises(ValueError, match="loss_norm"):
+        SubspaceDenoiseModule(cfg, loss_norm="psnr")
+    module = SubspaceDenoiseModule(cfg, patch=16, patches=2, reuse=2, loss_norm="input")
+    loader = DataLoader(CropStream(train, crop=32, seed=0), batch_size=1)
+    vals = DataLoader(FixedCrops(val, crop=16, recipes=("gaussian:0.1",)), batch_size=1)
+    trainer = fit(module, loader, vals, tmp_path / "run", max_steps=2, val_every=2, config={}, accelerator="cpu")
+    loss = float(trainer.callback_metrics["train/loss"])
+    # the untrained model is FastHyDe, which removes most of the noise: relative error well below 1
+    assert 0 < loss < 1

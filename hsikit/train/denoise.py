@@ -120,12 +120,18 @@ class SubspaceDenoiseModule(L.LightningModule):
     reuse
         Steps that draw their windows from the same projected crop (the projection and the NLM
         prefilter cost about as much as a step on the CPU); the loader's crops in between are skipped.
+    loss_norm
+        ``"none"``: the MSE of the windows; ``"input"``: each window's MSE divided by its noisy input's
+        MSE, so a crop at sigma 0.3 and one at 0.02 weigh the same (the mean relative error; with
+        ``"none"`` the loudest crops dominate the gradient).
     """
 
     def __init__(self, model_config: dict[str, Any], model_name: str = "hsdt-s-sub", patch: int = 32,
                  patches: int = 8, lr: float = 5e-4, lr_min: float = 5e-5, lr_steps: int = 20000, reuse: int = 4,
-                 freeze_bn: bool = True) -> None:
+                 freeze_bn: bool = True, loss_norm: str = "none") -> None:
         super().__init__()
+        if loss_norm not in ("none", "input"):
+            raise ValueError(f"loss_norm must be 'none' or 'input', got {loss_norm!r}")
         self.save_hyperparameters()
         from hsikit.zoo import create_model
 
@@ -151,8 +157,8 @@ class SubspaceDenoiseModule(L.LightningModule):
             with torch.no_grad():
                 z, e, s = m.project(noisy[None], k=m.k)
                 inp, lo, span = m.prepare(z)
-            self._crop, self._uses = (clean, inp, lo, span, e, s), 0
-        clean, inp, lo, span, e, s = self._crop
+            self._crop, self._uses = (clean, noisy, inp, lo, span, e, s), 0
+        clean, noisy, inp, lo, span, e, s = self._crop
         self._uses += 1
         H, W = clean.shape[-2:]
         ph, pw = min(p, H - H % 4), min(p, W - W % 4)
@@ -164,9 +170,15 @@ class SubspaceDenoiseModule(L.LightningModule):
         n = len(rows)
         out = m.head(x_in, lo.expand(n, -1, -1, -1), span.expand(n, -1, -1, -1))
         pred = m.back_project(out, e.expand(n, -1, -1), s.expand(n, -1))
-        loss = torch.mean((pred.float() - target) ** 2)
+        err = ((pred.float() - target) ** 2).flatten(1).mean(1)  # (n,) per-window MSE
+        mse = err.mean()
+        if self.hparams.get("loss_norm", "none") == "input":
+            noisy_w = torch.stack([noisy[:, r : r + ph, c : c + pw] for r, c in zip(rows, cols)])
+            loss = (err / ((noisy_w.float() - target) ** 2).flatten(1).mean(1).clamp_min(1e-12)).mean()
+        else:
+            loss = mse
         self.log("train/loss", loss, batch_size=n)
-        self.log("train/psnr", -10 * torch.log10(loss.detach().clamp_min(1e-12)), batch_size=n)
+        self.log("train/psnr", -10 * torch.log10(mse.detach().clamp_min(1e-12)), batch_size=n)
         return loss
 
     def validation_step(self, batch: dict[str, Any], _: int) -> None:
