@@ -145,6 +145,25 @@ def test_compiled_and_torch_solvers_agree_on_warm_starts_duplicates_and_many_end
         assert np.where(support, 0, grad - mu).min() > -1e-8 * scale
 
 
+def test_compiled_parallel_drivers_equal_serial(monkeypatch) -> None:
+    """The parallel drivers (threads > 1, many pixels) give exactly the serial results: chunks are
+    independent and each starts afresh."""
+    from hsikit.unmix import qp_cpu
+
+    if not qp_cpu.available(3):
+        pytest.skip("numba not installed")
+    E, Y = _problem(seed=6, K=4, N=3000)
+    G = E.T @ E
+    B = np.ascontiguousarray((E.T @ Y).T)
+    start = np.full_like(B, 0.25)
+    serial = [qp_cpu.unmix_cols(E, Y, True, 1e-10, 60, 1)[0], qp_cpu.qp_rows(G, B, start, True, 1e-10, 60, 1)[0]]
+    monkeypatch.setattr(qp_cpu, "PARALLEL_MIN", 1)
+    parallel = [qp_cpu.unmix_cols(E, Y, True, 1e-10, 60, 2)[0], qp_cpu.qp_rows(G, B, start, True, 1e-10, 60, 2)[0]]
+    for s, p in zip(serial, parallel):
+        np.testing.assert_array_equal(s, p)
+    np.testing.assert_allclose(serial[0], fcls(E, Y).numpy().T, atol=1e-12)
+
+
 def test_ucls_exact_and_sunsal_recovers_sparse_library_atoms() -> None:
     rng = np.random.default_rng(3)
     L, M, N = 60, 30, 200
