@@ -60,7 +60,7 @@ def _denoiser(name: str, weights: dict[str, str]):
     return run
 
 
-def bench(models: list[str], crop: int, seed: int, weights: dict[str, str]) -> dict:
+def bench(models: list[str], crop: int, seed: int, weights: dict[str, str], noises: tuple[str, ...] = NOISES) -> dict:
     from hsikit.data.datasets.catalog import load_scenes
     from hsikit.data.degrade import parse_noise
     from hsikit.metrics import psnr, sam, ssim
@@ -73,7 +73,7 @@ def bench(models: list[str], crop: int, seed: int, weights: dict[str, str]) -> d
         h, w = min(H, crop), min(W, crop)
         r0, c0 = (H - h) // 2, (W - w) // 2
         clean = np.ascontiguousarray(scene.data[:, r0 : r0 + h, c0 : c0 + w])
-        for ni, spec in enumerate(NOISES):
+        for ni, spec in enumerate(noises):
             noisy = parse_noise(spec)(torch.as_tensor(clean), seed + 100 * si + ni).numpy().astype(np.float32)
             for method in ["noisy", *models]:
                 t0 = time.perf_counter()
@@ -88,7 +88,7 @@ def bench(models: list[str], crop: int, seed: int, weights: dict[str, str]) -> d
                 })
                 print(f"{scene.id:28s} {spec:14s} {method:11s} {rows[-1]['psnr']:6.2f} dB  {rows[-1]['ssim']:.3f}  "
                       f"{rows[-1]['sam']:.3f} rad  {dt:6.2f} s", flush=True)
-    return {"rows": rows, "crop": crop, "seed": seed, "scenes": [s.id for s in scenes], "noises": list(NOISES)}
+    return {"rows": rows, "crop": crop, "seed": seed, "scenes": [s.id for s in scenes], "noises": list(noises)}
 
 
 def table(result: dict) -> str:
@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=None, help="write all rows here")
     p.add_argument("--speed-only", action="store_true", help="only time HSDT-S/M (reference vs auto kernels)")
+    p.add_argument("--noises", default=",".join(NOISES),
+                   help="comma-separated noise recipes (the seed of each follows its position in this list)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     weights = dict(kv.split("=", 1) for kv in args.weights.split(",") if kv)
@@ -150,12 +152,32 @@ def main(argv: list[str] | None = None) -> None:
         if args.json:
             Path(args.json).write_text(json.dumps(rows, indent=1))
         return
-    result = bench([m for m in args.models.split(",") if m], args.crop, args.seed, weights)
+    noises = tuple(n for n in args.noises.split(",") if n)
+    result = bench([m for m in args.models.split(",") if m], args.crop, args.seed, weights, noises)
     result["command"] = " ".join(["scripts/bench/denoise.py", *(argv if argv is not None else sys.argv[1:])])
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=1))
     print(table(result))
+    print()
+    print(group_table(result))
+
+
+def group_table(result: dict) -> str:
+    """Markdown: mean PSNR per scene group (the scene id's prefix) and method, one cell per noise."""
+    rows = result["rows"]
+    groups = list(dict.fromkeys(r["scene"].split("/")[0] for r in rows))
+    methods = [m for m in dict.fromkeys(r["method"] for r in rows) if m != "noisy"]
+    lines = ["| group (scenes) | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    for g in groups:
+        n_sc = len({r["scene"] for r in rows if r["scene"].split("/")[0] == g})
+        cells = []
+        for m in methods:
+            per_noise = [np.mean([r["psnr"] for r in rows if r["method"] == m and r["noise"] == n
+                                  and r["scene"].split("/")[0] == g]) for n in result["noises"]]
+            cells.append(" / ".join(f"{v:.2f}" for v in per_noise))
+        lines.append(f"| {g} ({n_sc}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
