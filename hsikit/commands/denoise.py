@@ -10,6 +10,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add the ``denoise`` command to the CLI."""
+    from hsikit.denoise.api import DEFAULT_MODEL
 
     @app.command()
     def denoise(
@@ -17,7 +18,8 @@ def register(app: typer.Typer) -> None:
         dst: Annotated[Path, typer.Argument(help="Output Cloud-Optimized GeoTIFF (.tif), written atomically.")],
         model: Annotated[str, typer.Option(
             "--model", help="fasthyde (subspace + non-local means), lrmr (low-rank + sparse: stripes, dead lines, "
-            "impulse) or a released learned model (hsdt-s-sub).")] = "fasthyde",
+            "impulse) or a released learned model (hsdt-s-sub). Default: the best on the test split "
+            "(docs/denoise.md).")] = DEFAULT_MODEL,
         sigma: Annotated[str, typer.Option(
             "--sigma", help="auto (per-band robust HySime estimate) or a noise sigma in physical units "
             "(reflectance 0-1 after scale/offset).")] = "auto",

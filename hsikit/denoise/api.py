@@ -35,7 +35,7 @@ from hsikit.devices import resolve_device as _device
 #: Classical methods dispatched here by name (learned models come from the zoo registry).
 CLASSICAL = ("fasthyde", "lrmr")
 #: Default model: the best on the test split (docs/denoise.md).
-DEFAULT_MODEL = "fasthyde"
+DEFAULT_MODEL = "hsdt-s-sub"
 #: Fewest bands a scene must have to be denoised by any method here.
 MIN_BANDS = 5
 #: Pixels sampled for the scene statistics.

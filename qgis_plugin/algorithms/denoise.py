@@ -29,9 +29,10 @@ class DenoiseAlgorithm(HsikitAlgorithm):
     NAME = "denoise"
     DISPLAY = "Denoise a hyperspectral scene"
     HELP = ("Denoises the scene tile by tile (hsikit.denoise) into a float32 Cloud-Optimized GeoTIFF in "
-            "physical units, keeping the georeference, wavelengths, FWHM and bad-band list. fasthyde: "
-            "subspace + non-local means (Gaussian noise); lrmr: low-rank + sparse (stripes, dead lines, "
-            "impulse noise). Noise sigma empty = estimated per band (robust HySime).")
+            "physical units, keeping the georeference, wavelengths, FWHM and bad-band list. hsdt-s-sub "
+            "(default): the released learned model, best on the test split; fasthyde: subspace + "
+            "non-local means (as good on very clean scenes, faster); lrmr: low-rank + sparse (stripes, "
+            "dead lines, impulse noise). Noise sigma empty = estimated per band (robust HySime).")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
         self.models = registry_choices(denoise_models)

@@ -39,7 +39,10 @@ def test_enum_choices_come_from_the_hsikit_registries(qgis_app) -> None:
     assert sorted(options["classify"]["MODEL"]) == kinds() and options["classify"]["MODEL"][0] == "rf"
     assert sorted(options["pansharpen"]["METHOD"]) == sorted(METHODS)
     assert options["pansharpen"]["METHOD"][0] == DEFAULT_METHOD
-    assert options["denoise"]["MODEL"][:2] == ["fasthyde", "lrmr"]
+    from hsikit.denoise.api import DEFAULT_MODEL
+
+    assert options["denoise"]["MODEL"][0] == DEFAULT_MODEL == "hsdt-s-sub"  # released weights in models/
+    assert sorted(options["denoise"]["MODEL"]) == ["fasthyde", "hsdt-s-sub", "lrmr"]
 
 
 def test_info_on_a_real_enmap_tile(run, enmap_tile: Path, tmp_path: Path) -> None:
