@@ -23,7 +23,7 @@ def test_parameter_counts(variant):
 
 
 def test_registered_and_any_band_count():
-    assert {"hsdt-s", "hsdt-m", "hsdt-l", "hsdt-s-sub"} <= set(list_models("denoise"))
+    assert {"hsdt-s", "hsdt-m", "hsdt-l", "hsdt-s-sub", "hsdt-m-sub"} <= set(list_models("denoise"))
     torch.manual_seed(0)
     net = create_model("hsdt-s", pretrained=False).eval()
     for bands, wl in [(12, torch.linspace(443, 2190, 12)), (31, torch.linspace(400, 700, 31)), (50, None)]:

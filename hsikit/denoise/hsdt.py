@@ -277,3 +277,8 @@ def hsdt_l(**config: Any) -> HSDT:
 @register_model("hsdt-s-sub", task="denoise", description="HSDT-S on the HySime eigen-images (any band count)", k=8, **VARIANTS["s"])
 def hsdt_s_sub(**config: Any) -> SubspaceHSDT:
     return SubspaceHSDT(**config)
+
+
+@register_model("hsdt-m-sub", task="denoise", description="HSDT-M on the HySime eigen-images (any band count)", k=8, **VARIANTS["m"])
+def hsdt_m_sub(**config: Any) -> SubspaceHSDT:
+    return SubspaceHSDT(**config)
