@@ -46,6 +46,10 @@ def train(args: argparse.Namespace) -> None:
     module = SubspaceDenoiseModule(model_config, model_name=args.model, patch=args.patch, patches=args.patches,
                                    lr=args.lr, lr_min=args.lr_min, lr_steps=args.steps, reuse=args.reuse,
                                    freeze_bn=args.freeze_bn, loss_norm=args.loss_norm)
+    if args.init:  # a new run's starting weights (a resumed run restores its own checkpoint over them)
+        from hsikit.train.denoise import init_from
+
+        init_from(module, args.init)
     config = {**vars(args), "model_config": model_config, "train_scenes": [s.id for s in train_scenes],
               "val_scenes": [s.id for s in val_scenes], "train_recipes": list(TRAIN_RECIPES), "val_recipes": list(VAL_RECIPES)}
     config.pop("func", None)
@@ -86,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--lr", type=float, default=2e-4)
     t.add_argument("--no-freeze-bn", dest="freeze_bn", action="store_false", help="train BatchNorm on batch statistics")
     t.add_argument("--lr-min", type=float, default=5e-5)
+    t.add_argument("--init", default=None, help="start from these released weights (a models/<name> folder)")
     t.add_argument("--loss-norm", default="none", choices=["none", "input"],
                    help="none: window MSE; input: window MSE / noisy input MSE (every noise level weighs the same)")
     t.add_argument("--val-every", type=int, default=100, help="validation interval in steps")

@@ -78,3 +78,20 @@ def test_relative_loss_weighs_noise_levels_alike(scenes, tmp_path):
     loss = float(trainer.callback_metrics["train/loss"])
     # the untrained model is FastHyDe, which removes most of the noise: relative error well below 1
     assert 0 < loss < 1
+
+
+def test_init_from_released_weights(tmp_path):
+    from hsikit.train.denoise import init_from
+
+    cfg = {"channels": 4, "num_half_layer": 3, "downsample": (1,), "k": 4}
+    torch.manual_seed(1)
+    src = create_model("hsdt-s-sub", pretrained=False, **cfg)
+    folder = save_model(src, tmp_path / "w", name="hsdt-s-sub", config=cfg)
+    module = SubspaceDenoiseModule(cfg)
+    assert any(not torch.equal(a, b) for a, b in zip(module.model.state_dict().values(), src.state_dict().values()))
+    init_from(module, folder)
+    for a, b in zip(module.model.state_dict().values(), src.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(Exception):  # another architecture does not load
+        init_from(SubspaceDenoiseModule({**cfg, "channels": 8}), folder)
+

@@ -210,3 +210,16 @@ class SubspaceDenoiseModule(L.LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def init_from(module: SubspaceDenoiseModule, folder: str | Any) -> None:
+    """Start ``module``'s model from released weights (a zoo folder: ``model.safetensors`` +
+    ``config.json``), e.g. to continue a run at a lower learning rate in a new run folder.
+
+    Raises if the folder's model does not have the same architecture as the module's.
+    """
+    from hsikit.zoo import create_model
+
+    src = create_model(module.hparams["model_name"], weights=folder)
+    module.model.load_state_dict(src.state_dict())
+
