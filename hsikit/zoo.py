@@ -117,7 +117,8 @@ def create_model(name: str, *, pretrained: bool = True, task: str | None = None,
     if pretrained:
         file = folder / WEIGHTS_FILE
         if not file.is_file():
-            raise InputError(f"no released weights for model {name!r} ({WEIGHTS_FILE} missing)", folder)
+            raise InputError(f"no released weights for model {name!r} ({WEIGHTS_FILE} missing; released weights "
+                             f"live in the repository's models/ folder or $HSIKIT_MODELS)", folder)
         saved = load_config(folder)
         config.update(saved.get("config", {}))
         if overrides:
