@@ -92,25 +92,8 @@ class _SubsetSolver:
 
     def _add(self, codes: list[int]) -> None:
         """Factor the free sets ``codes`` (bit k set = endmember k free), all in one batched inverse."""
-        G, K = self.G, self.K
-        ct = torch.tensor(codes, dtype=torch.int64, device=G.device)
-        p = ((ct[:, None] >> torch.arange(K, device=G.device)) & 1).to(G.dtype)  # (U, K)
-        mask = p[:, :, None] * p[:, None, :]
-        M = G * mask + torch.diag_embed(1.0 - p)
-        try:
-            H = torch.linalg.inv(M)
-        except RuntimeError:  # a singular free set (duplicate endmembers): least-norm solutions
-            H = torch.linalg.pinv(M)
-        H = H * mask
-        if self.sum_to_one:
-            h1 = H.sum(2)
-            tot = h1.sum(1)
-            tot = torch.where(tot.abs() > 1e-300, tot, torch.full_like(tot, 1e-300))
-            W = H - h1[:, :, None] * h1[:, None, :] / tot[:, None, None]
-            c = h1 / tot[:, None]
-            v = 1.0 / tot
-        else:
-            W, c, v = H, torch.zeros_like(p), torch.zeros_like(p[:, 0])
+        ct = torch.tensor(codes, dtype=torch.int64, device=self.G.device)
+        W, c, v = qp_cpu.free_set_operators(self.G, ct, self.sum_to_one)
         base = self.W.shape[0]
         self.slot.update({code: base + i for i, code in enumerate(codes)})
         self.W = torch.cat([self.W, W])
@@ -233,16 +216,21 @@ def batched_qp(G: torch.Tensor, B: torch.Tensor, *, sum_to_one: bool, tol: float
     return _qp_rows(G, B.T, sum_to_one, tol, max_iter, None if start is None else start.T).T.contiguous()
 
 
+def _iterations(tol: float, max_iter: int | None, K: int) -> int:
+    """Validate ``tol`` and return the active-set iteration cap (default ``10 K + 20``)."""
+    if tol <= 0:
+        raise UsageError(f"tol must be positive, got {tol}")
+    return max_iter if max_iter is not None else 10 * K + 20
+
+
 def _qp_rows(G: torch.Tensor, Bt: torch.Tensor, sum_to_one: bool, tol: float, max_iter: int | None,
              start: torch.Tensor | None) -> torch.Tensor:
     """:func:`batched_qp` with one problem per *row*: ``Bt`` and ``start`` ``(N, K)``, returns ``(N, K)``."""
-    if tol <= 0:
-        raise UsageError(f"tol must be positive, got {tol}")
     K = G.shape[0]
+    iters = _iterations(tol, max_iter, K)
     scale = float(torch.diagonal(G).mean()) or 1.0
     Gs = G / scale
     Bs = (Bt / scale).contiguous()
-    iters = max_iter if max_iter is not None else 10 * K + 20
     st = None
     if start is not None:
         st = start.to(dtype=G.dtype, device=G.device).clamp_min(0)
@@ -270,14 +258,10 @@ def _constrained(E: Any, Y: Any, sum_to_one: bool, tol: float, max_iter: int | N
     if on_cpu and dtype == torch.float64:
         # the compiled CPU solver reads float32 or float64 spectra in place (no float64 copy of the cube)
         Ya = Yn.numpy() if isinstance(Yn, torch.Tensor) else np.asarray(Yn)
-        if Ya.dtype not in (np.float32, np.float64):
-            Ya = Ya.astype(np.float64)
         Ea = as_tensor(E, torch.float64)
         _check(Ea, Ya)
         if qp_cpu.available(Ea.shape[1]):
-            if tol <= 0:
-                raise UsageError(f"tol must be positive, got {tol}")
-            iters = max_iter if max_iter is not None else 10 * Ea.shape[1] + 20
+            iters = _iterations(tol, max_iter, Ea.shape[1])
             out, _ = qp_cpu.unmix_cols(Ea.numpy(), Ya, sum_to_one, tol, iters, torch.get_num_threads())
             return torch.from_numpy(out.T.copy())
     Y = as_tensor(Y, dtype)

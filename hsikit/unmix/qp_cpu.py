@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import torch
 
 # numba's own thread pool: its OpenMP layer shares the OpenMP runtime with torch and then ignores
 # numba.set_num_threads (measured: "1 thread" ran on 2). An explicit user choice is kept.
@@ -33,7 +34,7 @@ try:
 except ImportError:  # pragma: no cover - numba is a dependency; the torch solver is the fallback
     numba = None
 
-__all__ = ["available", "qp_rows", "unmix_cols", "face_operators"]
+__all__ = ["available", "qp_rows", "unmix_cols", "face_operators", "free_set_operators"]
 
 #: Pixels per parallel chunk (its E^T Y block, K x CHUNK float64, stays in L1/L2).
 CHUNK = 1024
@@ -51,35 +52,42 @@ PARALLEL_MIN = 32768
 MAX_K = 10
 
 
-def face_operators(G: np.ndarray, sum_to_one: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Solution operators of every free set ("face") P, indexed by its bit code (bit k = endmember k).
+def free_set_operators(G: torch.Tensor, codes: torch.Tensor, sum_to_one: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Solution operators of the free sets ("faces") P given by bit ``codes`` (bit k = endmember k free).
 
     On face P the equality-constrained minimiser is affine in b: ``z = W_P b + c_P`` (zero off P), and
     the gradient ``G z - b`` equals ``mu = v_P - c_P . b`` on P. With ``H = (G_PP)^-1`` (zero-padded)
     and ``h = H 1``, ``s = 1^T h``: ``W = H - h h^T / s``, ``c = h / s``, ``v = 1 / s`` (sum-to-one), or
-    ``W = H``, ``c = v = 0`` (NNLS). Code 0 (no free endmember) is all zeros.
+    ``W = H``, ``c = v = 0`` (NNLS). All faces in one batched inverse, on G's device; shared by this
+    module's tables and the batched torch solver of :mod:`hsikit.unmix.abundances`.
 
-    Returns ``W`` (2^K, K, K), ``c`` (2^K, K), ``v`` (2^K,).
+    Returns ``W`` (F, K, K), ``c`` (F, K), ``v`` (F,) for the F codes.
     """
     K = G.shape[0]
-    codes = np.arange(1 << K)
-    p = ((codes[:, None] >> np.arange(K)) & 1).astype(np.float64)  # (F, K) free indicators
+    p = ((codes[:, None] >> torch.arange(K, device=G.device)) & 1).to(G.dtype)  # (F, K) free indicators
     mask = p[:, :, None] * p[:, None, :]
-    Mf = G * mask + np.eye(K) * (1.0 - p)[:, None, :]
+    M = G * mask + torch.diag_embed(1.0 - p)
     try:
-        H = np.linalg.inv(Mf)
-    except np.linalg.LinAlgError:  # a singular free set (duplicate endmembers): least-norm solutions
-        H = np.linalg.pinv(Mf)
-    H *= mask
+        H = torch.linalg.inv(M)
+    except RuntimeError:  # a singular free set (duplicate endmembers): least-norm solutions
+        H = torch.linalg.pinv(M)
+    H = H * mask
     if not sum_to_one:
-        return H, np.zeros((1 << K, K)), np.zeros(1 << K)
+        return H, torch.zeros_like(p), torch.zeros_like(p[:, 0])
     h = H.sum(2)
     tot = h.sum(1)
-    tot = np.where(np.abs(tot) > 1e-300, tot, 1e-300)
-    W = H - h[:, :, None] * h[:, None, :] / tot[:, None, None]
-    c = h / tot[:, None]
-    v = np.where(codes > 0, 1.0 / tot, 0.0)
-    c[0] = 0.0
+    tot = torch.where(tot.abs() > 1e-300, tot, torch.full_like(tot, 1e-300))
+    return H - h[:, :, None] * h[:, None, :] / tot[:, None, None], h / tot[:, None], 1.0 / tot
+
+
+def face_operators(G: np.ndarray, sum_to_one: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`free_set_operators` of every free set, indexed by its code (row 0, no free endmember,
+    is all zeros), as float64 numpy tables for the compiled kernels: ``W`` (2^K, K, K), ``c`` (2^K, K),
+    ``v`` (2^K,)."""
+    K = G.shape[0]
+    W, c, v = (t.numpy() for t in free_set_operators(torch.as_tensor(G, dtype=torch.float64),
+                                                       torch.arange(1 << K), sum_to_one))
+    c[0], v[0] = 0.0, 0.0
     return W, c, v
 
 
