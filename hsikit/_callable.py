@@ -1,4 +1,4 @@
-"""Task packages that are also their API function.
+"""Task packages (and the module ``hsikit.describe``) that are also their API function.
 
 ``hsikit.denoise(...)`` is a lazy API function (see :mod:`hsikit`), but once any module of the
 package ``hsikit.denoise`` is imported Python binds the package to the same attribute. So each task

@@ -124,3 +124,10 @@ def _ranges(numbers: list[int]) -> str:
         if n is not None:
             start = prev = n
     return ", ".join(out)
+
+
+# ``hsikit.describe(cube)`` is the API function, and importing this module binds the module to the same
+# attribute of ``hsikit``: make the module callable so that both spellings keep working
+from hsikit._callable import callable_package  # noqa: E402
+
+callable_package(__name__, "hsikit.describe", "describe_cube")

@@ -45,7 +45,7 @@ def train(args: argparse.Namespace) -> None:
     val = FixedCrops(val_scenes, crop=64, seed=args.seed)
     module = SubspaceDenoiseModule(model_config, model_name=args.model, patch=args.patch, patches=args.patches,
                                    lr=args.lr, lr_min=args.lr_min, lr_steps=args.steps, reuse=args.reuse,
-                                   freeze_bn=args.freeze_bn, loss_norm=args.loss_norm)
+                                   freeze_bn=args.freeze_bn, loss_norm=args.loss_norm, sparse=args.sparse)
     if args.init:  # a new run's starting weights (a resumed run restores its own checkpoint over them)
         from hsikit.train.denoise import init_from
 
@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--init", default=None, help="start from these released weights (a models/<name> folder)")
     t.add_argument("--loss-norm", default="none", choices=["none", "input"],
                    help="none: window MSE; input: window MSE / noisy input MSE (every noise level weighs the same)")
+    t.add_argument("--sparse", default="off", choices=["auto", "off"],
+                   help="auto: remove impulse/stripe/dead-line values before the projection (as hsikit denoise does)")
     t.add_argument("--val-every", type=int, default=100, help="validation interval in steps")
     t.add_argument("--ckpt-minutes", type=float, default=4.0, help="last.ckpt interval")
     t.add_argument("--seed", type=int, default=0)

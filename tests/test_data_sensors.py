@@ -63,3 +63,13 @@ def test_identify_sensor_from_wavelengths(enmap_tile) -> None:
     assert identify_sensor(cube["wavelength"].values[:50]) is None  # a VNIR subset is not "EnMAP"
     assert identify_sensor(cube["wavelength"].values + 5.0) is None
     assert hsikit.describe(cube)["sensor_from_wavelengths"] == "enmap"
+
+
+def test_describe_stays_callable_after_its_module_is_imported(enmap_tile) -> None:
+    """Importing hsikit.describe (as the CLI does) binds the module to ``hsikit.describe``."""
+    import importlib
+
+    import hsikit
+
+    importlib.import_module("hsikit.describe")
+    assert hsikit.describe(hsikit.open(enmap_tile))["sensor_from_wavelengths"] == "enmap"

@@ -95,3 +95,21 @@ def test_init_from_released_weights(tmp_path):
     with pytest.raises(Exception):  # another architecture does not load
         init_from(SubspaceDenoiseModule({**cfg, "channels": 8}), folder)
 
+
+
+def test_sparse_front_end_in_training_matches_inference(scenes):
+    """sparse="auto": the module cleans noisy crops as ``hsikit.denoise(..., sparse="auto")`` does."""
+    from hsikit.data.degrade import mixture_noise
+    from hsikit.denoise.sparse import remove_sparse_noise
+
+    train, _ = scenes
+    cfg = {"channels": 4, "num_half_layer": 3, "downsample": (1,), "k": 4}
+    with pytest.raises(ValueError, match="sparse"):
+        SubspaceDenoiseModule(cfg, sparse="yes")
+    clean = torch.from_numpy(np.ascontiguousarray(train[0].data[:, :32, :32]).copy())
+    noisy = mixture_noise(clean, generator=0)
+    on, off = SubspaceDenoiseModule(cfg, sparse="auto"), SubspaceDenoiseModule(cfg)
+    assert off._input(noisy) is noisy
+    cleaned = on._input(noisy)
+    assert not torch.equal(cleaned, noisy)
+    torch.testing.assert_close(cleaned, remove_sparse_noise(noisy).cleaned, rtol=0, atol=0)

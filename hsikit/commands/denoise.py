@@ -29,19 +29,25 @@ def register(app: typer.Typer) -> None:
         device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
         bands: Annotated[str, typer.Option(
             "--bands", help="valid: denoise bands with bbl=1, pass the others through; all: every band.")] = "valid",
+        sparse: Annotated[str, typer.Option(
+            "--sparse", help="auto: find impulse, stripe and dead-line values and replace them before the "
+            "method runs (for scenes with such defects; about one LRMR pass of extra time); off: do not.")] = "off",
         overwrite: Annotated[bool, typer.Option("--overwrite/--no-overwrite", help="Replace an existing output.")] = True,
     ) -> None:
         """Denoise a hyperspectral scene tile by tile, keeping georeference, wavelengths and nodata.
 
         Values are physical (int16/uint16 reflectance with a scale tag become 0-1); the output is float32
         with NaN nodata; bad bands (bbl=0) are copied unchanged with --bands valid. Prints one summary
-        line: model, bands, tiles, time and the noise sigma used.
+        line: model, bands, tiles, time, the noise sigma used and the share of values replaced as
+        sparse noise.
 
         Examples:
 
             hsikit denoise scene.tif scene_clean.tif
 
             hsikit denoise noisy.tif clean.tif --model lrmr --tile 128
+
+            hsikit denoise striped.tif clean.tif --sparse auto
 
             hsikit denoise enmap.tif clean.tif --sigma 0.01 --bands all --device cpu
         """
@@ -56,5 +62,5 @@ def register(app: typer.Typer) -> None:
             except ValueError:
                 raise UsageError(f"--sigma must be 'auto' or a number, got {sigma!r}") from None
         result = run(src, model, sigma=value, out=dst, tile=tile, overlap=overlap, batch_size=batch_size,
-                     device=device, bands=bands, overwrite=overwrite)
+                     device=device, bands=bands, sparse=sparse, overwrite=overwrite)
         typer.echo(result.summary(src))

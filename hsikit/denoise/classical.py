@@ -161,10 +161,6 @@ def fasthyde(
     return out.to(t.dtype)
 
 
-def _soft(x: torch.Tensor, lam: float) -> torch.Tensor:
-    return torch.sign(x) * (x.abs() - lam).clamp_min(0)
-
-
 def _patches(x: torch.Tensor, size: int, stride: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """(n, L, H, W) -> (n * P, size², L) patch matrices; returns the padded size too."""
     n, L, H, W = x.shape
@@ -230,20 +226,33 @@ def lrmr(
     work = torch.float64 if t.dtype == torch.float64 else torch.float32
     s = noise_sigma(t, sigma).to(work)
     lead, L, H, W = t.shape[:-3], t.shape[-3], t.shape[-2], t.shape[-1]
+    x = (t.to(work) / s[..., :, None, None]).reshape(-1, L, H, W)
+    low = lrmr_whitened(x, rank=rank, patch=patch, stride=stride, lam=lam, iters=iters)
+    return (low.reshape(*lead, L, H, W) * s[..., :, None, None]).to(t.dtype)
+
+
+def lrmr_whitened(x: torch.Tensor, *, rank: int = 3, patch: int = 20, stride: int = 8, lam: float = 2.0,
+                  iters: int = 12) -> torch.Tensor:
+    """The LRMR low-rank part of noise-whitened cubes ``x`` (n, L, H, W) (unit noise), same shape.
+
+    The core of :func:`lrmr` (see it for the parameters); also the outlier reference of
+    :func:`hsikit.denoise.sparse.remove_sparse_noise`.
+    """
+    n, L, H, W = x.shape
     if rank < 1 or rank > L:
         raise UsageError(f"rank must be in 1..{L}, got {rank}")
-    x = (t.to(work) / s[..., :, None, None]).reshape(-1, L, H, W)
-    n = x.shape[0]
     size = min(patch, H, W)
     step = min(stride, size)
     m, padded = _patches(x, size, step)
     gen = torch.Generator(device="cpu").manual_seed(0)
-    v = torch.linalg.qr(torch.randn(L, rank, generator=gen, dtype=work).to(t.device))[0]
+    v = torch.linalg.qr(torch.randn(L, rank, generator=gen, dtype=x.dtype).to(x.device))[0]
     v = v.expand(m.shape[0], L, rank).contiguous()
     sparse = torch.zeros_like(m)
+    work = torch.empty_like(m)
     low = m
     for _ in range(iters):
-        low, v = _rank_r(m - sparse, v, 1)
-        sparse = _soft(m - low, lam)
-    out = _fold(low, n, L, padded, size, step, H, W).reshape(*lead, L, H, W) * s[..., :, None, None]
-    return out.to(t.dtype)
+        low, v = _rank_r(torch.sub(m, sparse, out=work), v, 1)
+        # soft threshold of r = m - low: r - clamp(r, -lam, lam), in place
+        torch.sub(m, low, out=sparse)
+        sparse.sub_(torch.clamp(sparse, -lam, lam, out=work))
+    return _fold(low, n, L, padded, size, step, H, W)

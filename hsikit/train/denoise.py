@@ -124,14 +124,20 @@ class SubspaceDenoiseModule(L.LightningModule):
         ``"none"``: the MSE of the windows; ``"input"``: each window's MSE divided by its noisy input's
         MSE, so a crop at sigma 0.3 and one at 0.02 weigh the same (the mean relative error; with
         ``"none"`` the loudest crops dominate the gradient).
+    sparse
+        ``"auto"``: clean each noisy crop of impulse, stripe and dead-line values
+        (:func:`hsikit.denoise.sparse.remove_sparse_noise`) before the projection, in training and
+        validation, as ``hsikit.denoise(..., sparse="auto")`` does at inference; ``"off"``: do not.
     """
 
     def __init__(self, model_config: dict[str, Any], model_name: str = "hsdt-s-sub", patch: int = 32,
                  patches: int = 8, lr: float = 5e-4, lr_min: float = 5e-5, lr_steps: int = 20000, reuse: int = 4,
-                 freeze_bn: bool = True, loss_norm: str = "none") -> None:
+                 freeze_bn: bool = True, loss_norm: str = "none", sparse: str = "off") -> None:
         super().__init__()
         if loss_norm not in ("none", "input"):
             raise ValueError(f"loss_norm must be 'none' or 'input', got {loss_norm!r}")
+        if sparse not in ("auto", "off"):
+            raise ValueError(f"sparse must be 'auto' or 'off', got {sparse!r}")
         self.save_hyperparameters()
         from hsikit.zoo import create_model
 
@@ -142,6 +148,14 @@ class SubspaceDenoiseModule(L.LightningModule):
         self.val_base: list[float] = []
         self._crop: tuple[Any, ...] | None = None
         self._uses = 0
+
+    def _input(self, noisy: torch.Tensor) -> torch.Tensor:
+        """The noisy crop (L, h, w) as the model sees it (sparse noise removed with ``sparse="auto"``)."""
+        if self.hparams.get("sparse", "off") != "auto":
+            return noisy
+        from hsikit.denoise.sparse import remove_sparse_noise
+
+        return remove_sparse_noise(noisy).cleaned
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         if self.hparams.get("freeze_bn", False):
@@ -155,7 +169,7 @@ class SubspaceDenoiseModule(L.LightningModule):
         if self._crop is None or self._uses >= self.hparams.reuse:
             clean, noisy = batch["clean"][0], batch["noisy"][0]
             with torch.no_grad():
-                z, e, s = m.project(noisy[None], k=m.k)
+                z, e, s = m.project(self._input(noisy)[None], k=m.k)
                 inp, lo, span = m.prepare(z)
             self._crop, self._uses = (clean, noisy, inp, lo, span, e, s), 0
         clean, noisy, inp, lo, span, e, s = self._crop
@@ -187,7 +201,7 @@ class SubspaceDenoiseModule(L.LightningModule):
 
         clean, noisy = batch["clean"][0], batch["noisy"][0]
         with torch.no_grad():
-            out = self.model(noisy[None])[0].clamp(0, 1)
+            out = self.model(self._input(noisy)[None])[0].clamp(0, 1)
         self.val_scores.append(float(psnr(out.cpu().numpy(), clean.cpu().numpy(), data_range=1.0)))
         if self.current_epoch == 0 and len(self.val_base) < len(self.trainer.val_dataloaders.dataset):
             base = fasthyde(noisy, k=None).clamp(0, 1)

@@ -13,6 +13,7 @@ from qgis.core import (
 from .base import DEVICES, HsikitAlgorithm, layer_path, progress_callback, registry_choices
 
 BANDS = ["valid", "all"]
+SPARSE = ["off", "auto"]
 
 
 def denoise_models() -> list[str]:
@@ -32,7 +33,9 @@ class DenoiseAlgorithm(HsikitAlgorithm):
             "physical units, keeping the georeference, wavelengths, FWHM and bad-band list. hsdt-s-sub "
             "(default): the released learned model, best on the test split; fasthyde: subspace + "
             "non-local means (as good on very clean scenes, faster); lrmr: low-rank + sparse (stripes, "
-            "dead lines, impulse noise). Noise sigma empty = estimated per band (robust HySime).")
+            "dead lines, impulse noise). Noise sigma empty = estimated per band (robust HySime). Sparse "
+            "noise auto: find impulse, stripe and dead-line values and replace them before the model runs "
+            "(for scenes with such defects; costs about one LRMR pass).")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
         self.models = registry_choices(denoise_models)
@@ -42,6 +45,8 @@ class DenoiseAlgorithm(HsikitAlgorithm):
             "SIGMA", self.tr("Noise sigma (physical units; empty = estimate per band)"),
             QgsProcessingParameterNumber.Double, optional=True, minValue=0.0))
         self.addParameter(QgsProcessingParameterEnum("BANDS", self.tr("Bands to denoise"), options=BANDS, defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            "SPARSE", self.tr("Sparse noise (impulse, stripes, dead lines)"), options=SPARSE, defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber("TILE", self.tr("Tile edge [pixels]"),
                                                        QgsProcessingParameterNumber.Integer, 256, minValue=8))
         self.addParameter(QgsProcessingParameterNumber("OVERLAP", self.tr("Tile halo [pixels]"),
@@ -63,6 +68,7 @@ class DenoiseAlgorithm(HsikitAlgorithm):
             path, model, sigma=sigma, out=out, tile=self.parameterAsInt(parameters, "TILE", context),
             overlap=self.parameterAsInt(parameters, "OVERLAP", context),
             bands=self.enum_value(parameters, "BANDS", context, BANDS),
+            sparse=self.enum_value(parameters, "SPARSE", context, SPARSE),
             device=self.enum_value(parameters, "DEVICE", context, DEVICES), progress=progress_callback(feedback))
         feedback.pushInfo(f"{res.tiles} tiles ({res.tiles_skipped} all-nodata) in {res.seconds:.1f} s; "
                           f"{len(res.bands)} bands denoised, sigma {'estimated' if res.sigma_estimated else 'given'}")

@@ -43,6 +43,7 @@ def test_enum_choices_come_from_the_hsikit_registries(qgis_app) -> None:
 
     assert options["denoise"]["MODEL"][0] == DEFAULT_MODEL == "hsdt-s-sub"  # released weights in models/
     assert sorted(options["denoise"]["MODEL"]) == ["fasthyde", "hsdt-s-sub", "lrmr"]
+    assert options["denoise"]["SPARSE"] == ["off", "auto"]  # off first: the API's default
 
 
 def test_info_on_a_real_enmap_tile(run, enmap_tile: Path, tmp_path: Path) -> None:

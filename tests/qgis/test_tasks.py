@@ -137,3 +137,16 @@ def test_evaluate_raster_metrics(run, enmap_tile: Path, tmp_path: Path) -> None:
     report = json.loads(res["REPORT"])
     direct = hsikit.evaluate_raster(out, enmap_tile, metrics="psnr,sam")
     assert json.loads(json.dumps(direct, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))) == report
+
+
+def test_denoise_sparse_option_reaches_the_api(run, enmap_tile: Path, tmp_path: Path) -> None:
+    """SPARSE=auto gives what hsikit.denoise(..., sparse="auto") gives."""
+    import hsikit
+
+    out = tmp_path / "den_sparse.tif"
+    model = _index("hsikit:denoise", "MODEL", "fasthyde")
+    run("hsikit:denoise", {"INPUT": str(enmap_tile), "MODEL": model, "SPARSE": _index("hsikit:denoise", "SPARSE", "auto"),
+                           "OUTPUT": str(out)})
+    direct = hsikit.denoise(enmap_tile, "fasthyde", sparse="auto", progress=False, device="cpu")
+    with rasterio.open(out) as d:
+        np.testing.assert_array_equal(d.read(), direct.cube.values)
