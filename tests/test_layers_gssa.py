@@ -119,3 +119,24 @@ def test_real_enmap_tile_with_its_wavelengths(enmap_tile):
     assert y.shape == x.shape and torch.isfinite(y).all()
     # The fallback (band position) is a different guide for EnMAP's irregular VNIR/SWIR sampling.
     assert (m.attention(x) - a).abs().max() > 1e-6
+
+
+def test_band_table_is_hsdts_fixed_guide():
+    """guide_bands=31: the released GSSA's Linear(C, 31) table, same parameter count, 31 bands only."""
+    from hsikit.layers.gssa import BandTable
+
+    c = 8
+    m = GSSA(c, guide_bands=31).double()
+    assert isinstance(m.guide, BandTable)
+    assert sum(p.numel() for p in m.parameters()) == sum(p.numel() for p in GSSA(c).parameters())
+    x = _x(c=c, d=31)
+    with torch.no_grad():
+        m.guide.linear.weight.normal_()
+        m.guide.linear.bias.normal_()
+    # logits <p_d, g_j> + beta_j with g_j, beta_j row j of the table, whatever the wavelengths
+    pooled = x.mean(dim=(3, 4)).transpose(1, 2)
+    expect = torch.softmax(pooled @ m.guide.linear.weight.T + m.guide.linear.bias, dim=-1)
+    torch.testing.assert_close(m.attention(x, branch="guided"), expect)
+    torch.testing.assert_close(m.attention(x, torch.linspace(400, 700, 31), branch="guided"), expect)
+    with pytest.raises(UsageError, match="31-band guide table"):
+        m(_x(c=c, d=12), branch="guided")

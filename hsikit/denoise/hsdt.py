@@ -45,9 +45,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 class TransformerBlock(nn.Module):
     """HSDT block: ``SMFFN(GSSA(x))`` (no LayerNorm, no residual around the FFN)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, guide_bands: int | None = None) -> None:
         super().__init__()
-        self.attn = GSSA(channels)
+        self.attn = GSSA(channels, guide_bands=guide_bands)
         self.ffn = SMFFN(channels)
 
     def forward(self, x: torch.Tensor, wavelengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -57,7 +57,7 @@ class TransformerBlock(nn.Module):
 class _Layer(nn.Module):
     """conv -> BatchNorm3d -> TransformerBlock; ``kind`` is "plain" (S3Conv), "down" or "up" (Conv3d)."""
 
-    def __init__(self, cin: int, cout: int, kind: str) -> None:
+    def __init__(self, cin: int, cout: int, kind: str, guide_bands: int | None = None) -> None:
         super().__init__()
         self.kind = kind
         if kind == "plain":
@@ -67,7 +67,7 @@ class _Layer(nn.Module):
         else:
             self.conv = nn.Conv3d(cin, cout, 3, padding=1, bias=False)
         self.bn = nn.BatchNorm3d(cout)
-        self.block = TransformerBlock(cout)
+        self.block = TransformerBlock(cout, guide_bands)
 
     def forward(self, x: torch.Tensor, wavelengths: torch.Tensor | None) -> torch.Tensor:
         if self.kind == "up":
@@ -88,28 +88,33 @@ class HSDT(nn.Module):
         Encoder (= decoder) depth n.
     downsample
         Encoder layer indices that halve H and W.
+    guide_bands
+        None: GSSA guides from the wavelength embedding (any band count, the default); an int: the
+        paper's fixed guide table for exactly that many bands (:class:`hsikit.layers.gssa.BandTable`).
     """
 
-    def __init__(self, in_channels: int = 1, channels: int = 16, num_half_layer: int = 5, downsample: Sequence[int] = (1, 3)) -> None:
+    def __init__(self, in_channels: int = 1, channels: int = 16, num_half_layer: int = 5, downsample: Sequence[int] = (1, 3),
+                 guide_bands: int | None = None) -> None:
         super().__init__()
         self.stride = 2 ** len(tuple(downsample))
-        self.head = _Layer(in_channels, channels, "plain")
+        g = guide_bands
+        self.head = _Layer(in_channels, channels, "plain", g)
         enc, dec = [], []
         c = channels
         widths = []
         for i in range(num_half_layer):
             if i in downsample:
-                enc.append(_Layer(c, 2 * c, "down"))
+                enc.append(_Layer(c, 2 * c, "down", g))
                 c *= 2
             else:
-                enc.append(_Layer(c, c, "plain"))
+                enc.append(_Layer(c, c, "plain", g))
             widths.append(c)
         for i in reversed(range(num_half_layer)):
             if i in downsample:
-                dec.append(_Layer(c, c // 2, "up"))
+                dec.append(_Layer(c, c // 2, "up", g))
                 c //= 2
             else:
-                dec.append(_Layer(c, c, "plain"))
+                dec.append(_Layer(c, c, "plain", g))
         self.encoder = nn.ModuleList(enc)
         self.decoder = nn.ModuleList(dec)
         self.tail = nn.Conv3d(channels, in_channels, 3, padding=1, bias=True)

@@ -29,7 +29,7 @@ from torch import nn
 
 from hsikit.errors import UsageError
 
-__all__ = ["GSSA", "WavelengthEmbedding", "band_coordinates"]
+__all__ = ["GSSA", "BandTable", "WavelengthEmbedding", "band_coordinates"]
 
 Branch = Literal["guided", "self"]
 
@@ -129,6 +129,28 @@ class WavelengthEmbedding(nn.Module):
         return out[..., : self.channels], out[..., self.channels]
 
 
+class BandTable(nn.Module):
+    """HSDT's own guide: a fixed table of (g_j, beta_j) for exactly ``num_bands`` bands.
+
+    The weight and bias of ``Linear(C, num_bands)`` (the released GSSA), ``num_bands * (C + 1)``
+    parameters; the same interface as :class:`WavelengthEmbedding` but only for that band count.
+    Kept to reproduce the paper (and to measure what the wavelength embedding costs or gains,
+    ``scripts/bench/guide_ablation.py``).
+    """
+
+    def __init__(self, channels: int, num_bands: int = 31) -> None:
+        super().__init__()
+        self.channels, self.num_bands = channels, int(num_bands)
+        self.linear = nn.Linear(channels, self.num_bands)
+
+    def forward(self, num_bands: int, wavelengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """g (D, C) and beta (D,); ``wavelengths`` are ignored (the table is indexed by band position)."""
+        if num_bands != self.num_bands:
+            raise UsageError(f"this GSSA has a fixed {self.num_bands}-band guide table and cannot take {num_bands} bands "
+                             "(use the wavelength embedding for other band counts)")
+        return self.linear.weight, self.linear.bias
+
+
 class GSSA(nn.Module):
     """Guided spectral self-attention (band-count agnostic HSDT GSSA).
 
@@ -143,6 +165,9 @@ class GSSA(nn.Module):
         guided branch (HSDT: 0.5), drawn from torch's RNG (seed it with ``torch.manual_seed``).
     flex
         In eval mode use the self branch instead of the guided one (HSDT's ``flex=True``).
+    guide_bands
+        None (default): guides from the :class:`WavelengthEmbedding` (any band count); an int: HSDT's
+        fixed :class:`BandTable` for exactly that many bands (same parameter count at 31).
 
     Parameters of the module: ``value`` and ``proj`` (``nn.Linear(C, C, bias=False)``: W_v, W_o) and
     ``guide`` (the embedding): ``2*C^2 + num_features*(C + 1)`` in total.
@@ -159,12 +184,14 @@ class GSSA(nn.Module):
         max_frequency: float = 64.0,
         self_prob: float = 0.5,
         flex: bool = False,
+        guide_bands: int | None = None,
     ) -> None:
         super().__init__()
         self.channels, self.self_prob, self.flex = channels, float(self_prob), flex
         self.value = nn.Linear(channels, channels, bias=False)
         self.proj = nn.Linear(channels, channels, bias=False)
-        self.guide = WavelengthEmbedding(channels, num_features, wavelength_range, max_frequency)
+        self.guide: nn.Module = (WavelengthEmbedding(channels, num_features, wavelength_range, max_frequency)
+                                 if guide_bands is None else BandTable(channels, guide_bands))
 
     def pick_branch(self) -> Branch:
         """The branch a forward without ``branch=`` takes (random in training mode)."""
