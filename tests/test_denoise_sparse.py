@@ -112,3 +112,32 @@ def test_cli_rejects_a_bad_sparse_value(tmp_path: Path, enmap_tile: Path, capsys
     rc = main(["denoise", str(enmap_tile), str(out), "--sparse", "maybe"])
     err = capsys.readouterr().err
     assert rc == 2 and "sparse must be 'auto' or 'off'" in err and not out.exists()
+
+
+def test_cli_sparse_auto_on_a_striped_int16_scene(enmap_tile: Path, tmp_path: Path, capsys):
+    """Tiles, int16 scaling, nodata and bad bands with the sparse step: the defects go, the rest is kept."""
+    cube = hsikit.open(enmap_tile)
+    raw = np.asarray(cube.values, np.float64)
+    good = np.asarray(cube["bbl"].values, bool)
+    clean = raw * 1e-4
+    noisy = clean.copy()
+    y = parse_noise("gaussian:0.01+stripe:bands=40,amp=0.1+deadline:bands=40")(torch.as_tensor(clean[good]), 4)
+    noisy[good] = y.numpy()
+    stored = np.where(raw == -32768, -32768, np.clip(np.round(noisy * 1e4), -32767, 32767)).astype(np.int16)
+    stored[:, 0, 0] = -32768
+    src = tmp_path / "striped.tif"
+    hsikit.save(make_cube(stored, wavelength=cube["wavelength"].values, bbl=good, scale=1e-4, crs=cube.rio.crs,
+                          transform=cube.rio.transform(), nodata=-32768), src)
+    scores = {}
+    for sparse in ("off", "auto"):
+        out = tmp_path / f"den_{sparse}.tif"
+        rc = main(["denoise", str(src), str(out), "--model", "fasthyde", "--tile", "16", "--overlap", "4",
+                   "--sparse", sparse])
+        line = capsys.readouterr().out
+        assert rc == 0 and out.exists()
+        assert ("replaced as sparse noise" in line) == (sparse == "auto")
+        den = hsikit.open(out).values
+        assert np.isnan(den[:, 0, 0]).all()  # nodata stays nodata
+        np.testing.assert_array_equal(np.isnan(den[~good]), True)  # bad bands: nodata there, passed through
+        scores[sparse] = psnr(np.nan_to_num(den[good][:, 1:, 1:]), clean[good][:, 1:, 1:], data_range=float(clean[good].max()))
+    assert scores["auto"] > scores["off"] + 2.0, scores
