@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         dst: Annotated[Path, typer.Argument(help="Output Cloud-Optimized GeoTIFF (.tif), written atomically.")],
         model: Annotated[str, typer.Option(
             "--model", help="fasthyde (subspace + non-local means), lrmr (low-rank + sparse: stripes, dead lines, "
-            "impulse) or a released learned model (hsdt-s-sub). Default: the best on the test split "
+            "impulse) or a released learned model (hsdt-s-sub, hsdt-m-sub). Default: the best on the test split "
             "(docs/denoise.md).")] = DEFAULT_MODEL,
         sigma: Annotated[str, typer.Option(
             "--sigma", help="auto (per-band robust HySime estimate) or a noise sigma in physical units "

@@ -42,7 +42,7 @@ def test_enum_choices_come_from_the_hsikit_registries(qgis_app) -> None:
     from hsikit.denoise.api import DEFAULT_MODEL
 
     assert options["denoise"]["MODEL"][0] == DEFAULT_MODEL == "hsdt-s-sub"  # released weights in models/
-    assert sorted(options["denoise"]["MODEL"]) == ["fasthyde", "hsdt-s-sub", "lrmr"]
+    assert sorted(options["denoise"]["MODEL"]) == ["fasthyde", "hsdt-m-sub", "hsdt-s-sub", "lrmr"]
     assert options["denoise"]["SPARSE"] == ["off", "auto"]  # off first: the API's default
 
 
