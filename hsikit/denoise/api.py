@@ -161,15 +161,11 @@ def _clean_sample(grid: np.ndarray, keep: np.ndarray, sigma: Any, source: str) -
     Returns the valid pixels (L, N), the sigma the detection used (L,) and whether any value was
     replaced (when none was, the tiles skip the step).
     """
-    from hsikit.data.noise_estimation import estimate_noise
     from hsikit.denoise.sparse import remove_sparse_noise
 
     valid = grid[:, keep]
-    L = _check_sample(valid, source)
-    if _sigma_arg(sigma) == "auto":
-        s = estimate_noise(torch.as_tensor(valid), robust=True).sigma
-    else:
-        s = torch.full((L,), float(sigma), dtype=torch.float64)
+    _check_sample(valid, source)
+    s, _ = _band_sigma(valid, sigma)
     filled = np.where(keep[None], grid, valid.mean(axis=1)[:, None, None])
     found = remove_sparse_noise(torch.as_tensor(filled), s)
     return found.cleaned.numpy()[:, keep], s, bool((found.mask & torch.as_tensor(keep)).any())
@@ -187,6 +183,15 @@ def _sigma_arg(sigma: Any) -> str | float:
     return value
 
 
+def _band_sigma(phys: np.ndarray, sigma: Any) -> tuple[torch.Tensor, bool]:
+    """Per-band sigma (L,) float64 of a (L, N) sample: robust HySime for ``"auto"`` (and True), else the value."""
+    if _sigma_arg(sigma) == "auto":
+        from hsikit.data.noise_estimation import estimate_noise
+
+        return estimate_noise(torch.as_tensor(phys), robust=True).sigma, True
+    return torch.full((phys.shape[0],), float(sigma), dtype=torch.float64), False
+
+
 def _check_sample(phys: np.ndarray, source: str) -> int:
     """The band count of a (L, N) sample with enough pixels for the noise estimate."""
     L, n = phys.shape
@@ -201,11 +206,7 @@ def _stats(model: Any, phys: np.ndarray, sigma: Any, source: str) -> dict[str, A
 
     L = _check_sample(phys, source)
     y = torch.as_tensor(phys)
-    estimated = _sigma_arg(sigma) == "auto"
-    if estimated:
-        s = estimate_noise(y, robust=True).sigma
-    else:
-        s = torch.full((L,), float(sigma), dtype=torch.float64)
+    s, estimated = _band_sigma(phys, sigma)
     floor = 1e-3 * s.median().clamp_min(1e-12)
     s = torch.maximum(s, floor)
     vmax = float(np.quantile(np.abs(phys), VALUE_QUANTILE)) or 1.0
@@ -326,8 +327,11 @@ def denoise(
     nodata = cube.rio.nodata
     check_nan = np.issubdtype(cube.dtype, np.floating) and not (nodata is not None and np.isnan(nodata))
     grid, keep = _sample(cube, idx, scale[idx], offset[idx], nodata, check_nan, source)
-    despike = sparse == "auto" and name != "lrmr"
-    if despike:
+    use_sparse = sparse == "auto" and name != "lrmr"
+    despike = False  # the tiles get the sparse step only when the sample had something to replace
+    if use_sparse:
+        from hsikit.denoise.sparse import remove_sparse_noise
+
         phys, sparse_sigma, despike = _clean_sample(grid, keep, sigma, source)
     else:
         phys = grid[:, keep]
@@ -363,7 +367,6 @@ def denoise(
         y[bad] = float("nan")
         return y.cpu().numpy()
 
-    from hsikit.denoise.sparse import remove_sparse_noise
     from hsikit.engine.job import output_meta, run_scene
 
     meta = output_meta(cube, dtype=np.float32)
@@ -387,5 +390,5 @@ def denoise(
         tiles=stats_run.tiles, tiles_skipped=stats_run.tiles_skipped, sigma=stats["sigma"].numpy(),
         bands=[int(b) for b in cube[BAND].values[idx]], sigma_estimated=stats["estimated"],
         subspace_dim=int(basis.shape[1]) if basis is not None else None, cube=result_cube,
-        sparse_fraction=(replaced[0] / replaced[1] if replaced[1] else 0.0) if sparse == "auto" and name != "lrmr" else None,
+        sparse_fraction=(replaced[0] / replaced[1] if replaced[1] else 0.0) if use_sparse else None,
     )

@@ -9,18 +9,21 @@ For a cube ``y`` (L, H, W) with per-band noise sigma:
 
 1. whiten, ``x = y / sigma``, and take the LRMR low-rank part ``P`` (patch-wise rank-r + soft-thresholded
    sparse part, :func:`hsikit.denoise.classical.lrmr_whitened`) as the prediction of every value;
-2. flag the values whose residual ``|x - P|`` exceeds ``threshold`` (in sigma units); under Gaussian
-   noise a fraction ``p0 = erfc(threshold / sqrt 2)`` is flagged by chance;
-3. gate the flags by structure, each a one-sided test at ``z`` standard errors over ``p0``:
-   a *band* whose flagged fraction is significantly high (impulse) has its flagged values replaced;
-   a *column* or *row* of one band whose flagged fraction is significantly high, or whose residuals
-   share an offset (their median is ``OFFSET_Z`` standard errors from 0: stripe, dead line), is
-   replaced whole;
+   each band's residual ``x - P`` is scaled by max(1, 1.4826 x its median absolute value), so that a
+   prediction poorer than the noise (very clean scenes) does not look like sparse noise;
+2. flag the values beyond ``threshold`` that are also ``ISOLATION`` times the residual of their 4
+   nearest bands (sparse noise hits one band at a time, a real scene's prediction error does not);
+3. gate the flags by structure (:func:`sparse_mask`, every test relative): a *band* whose flagged
+   fraction is high against the chance rate and the bands' median (impulse) has its flagged values
+   replaced; a *column* or *row* of one band whose median residual is an outlier among the band's
+   lines, or whose flagged fraction is high for its band (stripe, dead line), is replaced whole;
 4. replaced values become ``sigma * P``; all others are kept exactly.
 
-Gaussian-only cubes pass unchanged (the gates do not open: on the test split's Gaussian and non-iid
-cubes no value is replaced and PSNR moves by at most 0.02 dB); on the QRNN3D mixture noise the step
-lifts FastHyDe from 25.4 to 29.3 dB and hsdt-s-sub from 26.5 to 29.9 dB (docs/benchmarks.md).
+Gaussian-only cubes pass unchanged: on the test split's Gaussian and non-iid cubes no value is
+replaced and the denoised outputs are bit-identical. On the QRNN3D mixture noise the step lifts
+FastHyDe from 25.39 to 30.20 dB and hsdt-s-sub from 26.52 to 30.81 dB (docs/benchmarks.md). On very
+clean scenes it still replaces a few tenths of a percent of values, hence off by default in
+:func:`hsikit.denoise.api.denoise`.
 """
 
 from __future__ import annotations
@@ -128,14 +131,14 @@ def sparse_mask(x: torch.Tensor, pred: torch.Tensor, *, threshold: float = THRES
     lines = _offset(r, -2, z_offset)[..., None, :] | _offset(r, -1, z_offset)[..., :, None]
     # 2. impulse-like bands, from the values outside those lines: too many beyond threshold, or beyond
     #    band_threshold (far outliers are so rare in Gaussian noise that a few are significant)
+    f = flags.to(x.dtype)
     rest = (~lines).to(x.dtype)
     n_rest = rest.sum(dim=(-2, -1)).clamp_min(1)
-    frac = (flags.to(x.dtype) * rest).sum(dim=(-2, -1)) / n_rest  # (n, L)
+    frac = (f * rest).sum(dim=(-2, -1)) / n_rest  # (n, L)
     far = (((r.abs() > band_threshold) & flags).to(x.dtype) * rest).sum(dim=(-2, -1)) / n_rest
     band = (_excess(frac, H * W, _rate(p0, frac.median(dim=-1, keepdim=True).values), z)
             | _excess(far, H * W, _rate(pb, far.median(dim=-1, keepdim=True).values), z))
     # 3. columns / rows with too many flagged values for their band, in bands without impulses
-    f = flags.to(x.dtype)
     free = ~band[..., None]
     base = _rate(p0, frac)[..., None]
     col = _excess(f.mean(dim=-2), H, base, z) & free  # (n, L, W)

@@ -236,4 +236,3 @@ def init_from(module: SubspaceDenoiseModule, folder: str | Any) -> None:
 
     src = create_model(module.hparams["model_name"], weights=folder)
     module.model.load_state_dict(src.state_dict())
-
