@@ -161,7 +161,36 @@ def test_compiled_parallel_drivers_equal_serial(monkeypatch) -> None:
     parallel = [qp_cpu.unmix_cols(E, Y, True, 1e-10, 60, 2)[0], qp_cpu.qp_rows(G, B, start, True, 1e-10, 60, 2)[0]]
     for s, p in zip(serial, parallel):
         np.testing.assert_array_equal(s, p)
-    np.testing.assert_allclose(serial[0], fcls(E, Y).numpy().T, atol=1e-12)
+    np.testing.assert_allclose(serial[0], fcls(E, Y).numpy(), atol=1e-12)
+
+
+def test_compiled_face_tables_equal_the_batched_inverse() -> None:
+    """The compiled Gauss-Jordan face tables equal :func:`free_set_operators` (torch's batched
+    inverse) for K = 1..10, FCLS and NNLS; a singular face (duplicate endmembers) falls back to the
+    torch pseudo-inverse."""
+    import torch
+
+    from hsikit.unmix import qp_cpu
+
+    if not qp_cpu.available(3):
+        pytest.skip("numba not installed")
+    rng = np.random.default_rng(11)
+    for K in (1, 2, 3, 6, 10):
+        E = rng.random((40, K)) + 0.1 * np.eye(40, K)
+        G = E.T @ E / np.mean(np.sum(E**2, 0))
+        for sum_to_one in (True, False):
+            got = qp_cpu.face_operators(G, sum_to_one)
+            want = [t.numpy() for t in qp_cpu.free_set_operators(torch.as_tensor(G), torch.arange(1 << K), sum_to_one)]
+            want[1][0], want[2][0] = 0.0, 0.0
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-9 * np.abs(w).max())
+    E = rng.random((40, 3))
+    E[:, 2] = E[:, 1]
+    G = E.T @ E
+    W, c, v = qp_cpu.face_operators(G, True)
+    full = [t.numpy() for t in qp_cpu.free_set_operators(torch.as_tensor(G), torch.tensor([7]), True)]
+    np.testing.assert_allclose(W[7], full[0][0], atol=1e-10)
+    assert np.isfinite(W).all() and np.isfinite(c).all()
 
 
 def test_ucls_exact_and_sunsal_recovers_sparse_library_atoms() -> None:

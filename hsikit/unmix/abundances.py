@@ -39,12 +39,12 @@ def as_tensor(x: Any, dtype: torch.dtype = torch.float64, device: Any = None) ->
     return t.to(dtype=dtype, device=device if device is not None else t.device)
 
 
-def _check(E: torch.Tensor, Y: torch.Tensor | np.ndarray) -> None:
+def _check(E: torch.Tensor | np.ndarray, Y: torch.Tensor | np.ndarray) -> None:
     if E.ndim != 2 or Y.ndim != 2:
         raise UsageError(f"endmembers must be (L, K) and spectra (L, N); got {tuple(E.shape)} and {tuple(Y.shape)}")
     if E.shape[0] != Y.shape[0]:
         raise UsageError(f"endmembers have {E.shape[0]} bands but the spectra have {Y.shape[0]}")
-    if not bool(torch.isfinite(E).all()):
+    if not bool(np.isfinite(E).all() if isinstance(E, np.ndarray) else torch.isfinite(E).all()):
         raise UsageError("endmembers contain NaN or infinite values")
 
 
@@ -257,13 +257,16 @@ def _constrained(E: Any, Y: Any, sum_to_one: bool, tol: float, max_iter: int | N
     on_cpu = not (isinstance(Yn, torch.Tensor) and Yn.device.type != "cpu")
     if on_cpu and dtype == torch.float64:
         # the compiled CPU solver reads float32 or float64 spectra in place (no float64 copy of the cube)
+        # (numpy throughout: a call on a scene takes under a millisecond, and a first torch op after
+        # idle time costs tens of microseconds)
         Ya = Yn.numpy() if isinstance(Yn, torch.Tensor) else np.asarray(Yn)
-        Ea = as_tensor(E, torch.float64)
+        En = E.data if hasattr(E, "dims") and hasattr(E, "data") else E
+        Ea = np.asarray(En.detach().cpu().numpy() if isinstance(En, torch.Tensor) else En, dtype=np.float64)
         _check(Ea, Ya)
         if qp_cpu.available(Ea.shape[1]):
             iters = _iterations(tol, max_iter, Ea.shape[1])
-            out, _ = qp_cpu.unmix_cols(Ea.numpy(), Ya, sum_to_one, tol, iters, torch.get_num_threads())
-            return torch.from_numpy(out.T.copy())
+            out, _ = qp_cpu.unmix_cols(Ea, Ya, sum_to_one, tol, iters, torch.get_num_threads())
+            return torch.from_numpy(out)
     Y = as_tensor(Y, dtype)
     E = as_tensor(E, dtype, Y.device)
     _check(E, Y)
