@@ -59,6 +59,11 @@ def list_models(task: str | None = None) -> list[str]:
     return sorted(n for n, e in _REGISTRY.items() if task is None or e.task == task)
 
 
+def released_models(task: str | None = None) -> list[str]:
+    """Registered names (optionally of one task) whose released weights are present in :func:`models_dir`."""
+    return [n for n in list_models(task) if (weights_path(n) / WEIGHTS_FILE).is_file()]
+
+
 def get_entry(name: str, task: str | None = None) -> ModelEntry:
     """The registry entry of ``name``; an unknown name is a :class:`UsageError` listing the known ones."""
     entry = _REGISTRY.get(name)

@@ -126,3 +126,27 @@ def test_learned_model_by_name_from_weights_folder(noisy_tile, tmp_path, monkeyp
     den = res.cube.values[good][:, 1:, 1:]
     ref = hsikit.denoise(path, "fasthyde", progress=False).cube.values[good][:, 1:, 1:]
     assert psnr(den, clean[good][:, 1:, 1:], data_range=1.0) > psnr(ref, clean[good][:, 1:, 1:], data_range=1.0) - 1.5
+
+
+def test_weights_argument_and_unknown_model_lists_runnable_models(noisy_tile, tmp_path, capsys):
+    """``weights=`` / ``--weights`` load a folder for a learned model (no $HSIKIT_MODELS); a classical method
+    refuses weights; an unknown name lists the methods that can run and the weightless registered ones apart."""
+    import hsikit.denoise.hsdt  # noqa: F401
+    from hsikit.zoo import create_model, save_model
+
+    path, clean, good = noisy_tile
+    cfg = {"channels": 4, "num_half_layer": 3, "downsample": [1]}
+    folder = tmp_path / "my-run"
+    save_model(create_model("hsdt-s", pretrained=False, **cfg), folder, name="hsdt-s", config=cfg)
+    res = hsikit.denoise(path, "hsdt-s", weights=folder, progress=False)
+    assert res.model == "hsdt-s" and np.isfinite(res.cube.values[good][:, 1:, 1:]).all()
+    dst = tmp_path / "cli.tif"
+    assert main(["denoise", str(path), str(dst), "--model", "hsdt-s", "--weights", str(folder)]) == 0
+    np.testing.assert_allclose(hsikit.open(dst).values[good][:, 1:, 1:], res.cube.values[good][:, 1:, 1:], atol=1e-6)
+    with pytest.raises(UsageError, match="classical"):
+        hsikit.denoise(path, "lrmr", weights=folder, progress=False)
+    with pytest.raises(UsageError) as err:
+        hsikit.denoise(path, "bm3d", progress=False)
+    available, _, weightless = str(err.value).partition("without released weights")
+    assert "fasthyde" in available and "hsdt-s-sub" in available and "hsdt-m-sub" in available
+    assert "hsdt-l" not in available and "hsdt-l" in weightless

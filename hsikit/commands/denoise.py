@@ -32,6 +32,9 @@ def register(app: typer.Typer) -> None:
         sparse: Annotated[str, typer.Option(
             "--sparse", help="auto: find impulse, stripe and dead-line values and replace them before the "
             "method runs (for scenes with such defects; about one LRMR pass of extra time); off: do not.")] = "off",
+        weights: Annotated[Path | None, typer.Option(
+            "--weights", help="Weights folder (config.json + model.safetensors, e.g. a training run's export) for "
+            "the learned --model, instead of its released weights.")] = None,
         overwrite: Annotated[bool, typer.Option("--overwrite/--no-overwrite", help="Replace an existing output.")] = True,
     ) -> None:
         """Denoise a hyperspectral scene tile by tile, keeping georeference, wavelengths and nodata.
@@ -62,5 +65,5 @@ def register(app: typer.Typer) -> None:
             except ValueError:
                 raise UsageError(f"--sigma must be 'auto' or a number, got {sigma!r}") from None
         result = run(src, model, sigma=value, out=dst, tile=tile, overlap=overlap, batch_size=batch_size,
-                     device=device, bands=bands, sparse=sparse, overwrite=overwrite)
+                     device=device, bands=bands, sparse=sparse, weights=weights, overwrite=overwrite)
         typer.echo(result.summary(src))

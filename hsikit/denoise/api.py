@@ -108,20 +108,24 @@ def _open(cube_or_path: Any) -> tuple[xr.DataArray, str]:
     return make_cube(arr), "array"
 
 
-def _resolve_model(model: str) -> Any:
-    """A classical name, or a pretrained zoo model (eval mode)."""
+def _resolve_model(model: str, weights: str | os.PathLike | None = None) -> Any:
+    """A classical name, or a learned zoo model (eval mode) with its released weights or ``weights``."""
     name = str(model).strip().lower()
     if name in CLASSICAL:
+        if weights is not None:
+            raise UsageError(f"{name} is a classical method and takes no weights")
         return name
     import hsikit.denoise.hsdt  # noqa: F401  (registers the learned models)
-    from hsikit.zoo import create_model, get_entry, list_models
+    from hsikit.zoo import create_model, get_entry, list_models, released_models
 
     try:
         get_entry(name, task="denoise")
     except UsageError:
-        known = ", ".join([*CLASSICAL, *list_models("denoise")])
-        raise UsageError(f"unknown denoising model {model!r} (known: {known})") from None
-    return create_model(name, pretrained=True, task="denoise")
+        runnable = ", ".join([*CLASSICAL, *released_models("denoise")])
+        other = [n for n in list_models("denoise") if n not in released_models("denoise")]
+        extra = f"; without released weights, run with weights=<folder> / --weights: {', '.join(other)}" if other else ""
+        raise UsageError(f"unknown denoising model {model!r} (available: {runnable}{extra})") from None
+    return create_model(name, pretrained=True, task="denoise", weights=weights)
 
 
 def _sample(cube: xr.DataArray, idx: np.ndarray, scale: np.ndarray, offset: np.ndarray, nodata: float | None,
@@ -255,6 +259,7 @@ def denoise(
     device: str = "auto",
     bands: str = "valid",
     sparse: str = "off",
+    weights: str | os.PathLike | None = None,
     overwrite: bool = True,
     progress: Any = True,
 ) -> DenoiseResult:
@@ -287,6 +292,9 @@ def denoise(
         it costs about one LRMR pass, and on very clean scenes it replaces a few tenths of a percent
         of values it should not (-0.3 dB on the README's sample scene), hence off by default.
         ``"off"``: do not. LRMR models sparse noise itself and skips it.
+    weights
+        For a learned ``model``: a weights folder (``config.json`` + ``model.safetensors``, as written by
+        ``scripts/train_denoise.py``) to load instead of the released ``models/<model>``.
     overwrite
         Replace an existing output.
     progress
@@ -316,7 +324,7 @@ def denoise(
         what = "valid bands" if bands == "valid" else "bands"
         raise InputError(f"{idx.size} {what}: denoising needs at least {MIN_BANDS}", source)
     dev = _device(device)
-    method_model = _resolve_model(model)
+    method_model = _resolve_model(model, weights)
     name = method_model if isinstance(method_model, str) else str(model).lower()
     if out is not None:
         from hsikit.io.atomic import check_output

@@ -39,11 +39,8 @@ def _denoiser(spec: str, weights: dict[str, str]):
     """A runner ``(noisy, wavelengths) -> estimate`` through ``hsikit.denoise``.
 
     ``spec`` is a method name, optionally with ``/sparse`` (``sparse="auto"``: the sparse-noise step). Weights given
-    as ``name=folder`` are loaded from that folder (through ``$HSIKIT_MODELS`` for the call).
+    as ``name=folder`` are loaded from that folder (``hsikit.denoise(..., weights=folder)``).
     """
-    import os
-    import tempfile
-
     import hsikit
     from hsikit.cube import make_cube
 
@@ -51,25 +48,12 @@ def _denoiser(spec: str, weights: dict[str, str]):
     if flag not in ("", "sparse"):
         raise SystemExit(f"unknown method flag {flag!r} in {spec!r} (use name or name/sparse)")
     sparse = "auto" if flag == "sparse" else "off"
-    root = None
-    if name in weights:
-        root = tempfile.mkdtemp(prefix="hsikit-bench-models-")
-        os.symlink(Path(weights[name]).resolve(), Path(root) / name)
+    folder = weights.get(name)
 
     def run(y: np.ndarray, wl: np.ndarray) -> np.ndarray:
         cube = make_cube(y, wavelength=wl if np.isfinite(wl).all() else None)
-        old = os.environ.get("HSIKIT_MODELS")
-        if root is not None:
-            os.environ["HSIKIT_MODELS"] = root
-        try:
-            return hsikit.denoise(cube, name, tile=512, overlap=0, progress=False, device="cpu",
-                                  sparse=sparse).cube.values
-        finally:
-            if root is not None:
-                if old is None:
-                    os.environ.pop("HSIKIT_MODELS", None)
-                else:
-                    os.environ["HSIKIT_MODELS"] = old
+        return hsikit.denoise(cube, name, tile=512, overlap=0, progress=False, device="cpu", sparse=sparse,
+                              weights=folder).cube.values
 
     return run
 
