@@ -9,6 +9,7 @@ bandwidth against a measured device copy bandwidth.
     .venv/bin/python scripts/bench/blocks_s3conv.py --quick         # one small size, 3 repeats
     .venv/bin/python scripts/bench/blocks_s3conv.py --sizes 1x16x31x256 4x32x224x64 --repeats 7
     .venv/bin/python scripts/bench/blocks_s3conv.py --compile       # also torch.compile(reference)
+    .venv/bin/python scripts/bench/blocks_s3conv.py --floor         # the block's primitives alone vs the full conv
 
 Sizes are BxCxDxH (W = H); the conv is C -> C, HSDT's S3Conv (two spatial convs + LeakyReLU,
 one spectral conv, k = 3, no bias; ``--num-spatial 1`` for the plain parallel pair). Besides the
@@ -19,6 +20,7 @@ oversubscribed machine is far less disturbed by waiting for a core than wall tim
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -113,6 +115,64 @@ def bench_cpu(size: str, repeats: int, compile_ref: bool, num_spatial: int = 2) 
                 "ms": 1e3 * statistics.median(t[0] for t in ts), "cpu_ms": 1e3 * statistics.median(t[1] for t in ts),
             })  # fmt: skip
     return rows
+
+
+def bench_floor(size: str, repeats: int, num_spatial: int = 2) -> list[dict]:
+    """The block's own oneDNN primitives, one call each on the whole channels-last tensor, vs the full conv.
+
+    Forward: the 3x3 2-D conv over the B*D frames (LeakyReLU fused) and the (3, 1) spectral conv over
+    the band image, exactly as the CPU path calls them (no chunking, no threads of its own), and the
+    full 3x3x3 conv. Backward: ``convolution_backward`` (input and weight gradients) of each. The sum
+    over S3Conv's convs (forward: n_spatial x 2-D + spectral; fwd+bwd: plus every backward, i.e. with the
+    activations kept, no recompute) is a floor for any implementation built on these primitives. Run it
+    with glibc keeping freed memory (see ``--floor`` in main) so no op pays first-touch page faults.
+    """
+    b, c, d, h = _parse(size)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(b, c, d, h, h, generator=g).contiguous(memory_format=CL)
+    rows_ = x.permute(0, 2, 3, 4, 1).reshape(b * d, h, h, c)  # (B*D, H, W, C), a view
+    frames = rows_.permute(0, 3, 1, 2)  # (B*D, C, H, W) channels-last
+    image = x.permute(0, 2, 3, 4, 1).reshape(b, d, h * h, c).permute(0, 3, 1, 2)  # (B, C, D, H*W) channels-last
+    w2 = torch.randn(c, c, 3, 3, generator=g) * 0.1
+    ws = torch.randn(c, c, 3, 1, generator=g) * 0.1
+    wf = torch.randn(c, c, 3, 3, 3, generator=g) * 0.1
+    conv = torch.ops.mkldnn._convolution_pointwise
+    bwd = torch.ops.aten.convolution_backward
+    y2 = conv(frames, w2, None, [1, 1], [1, 1], [1, 1], 1, "leaky_relu", [0.01], None)
+    ys = conv(image, ws, None, [1, 0], [1, 1], [1, 1], 1, "none", [], None)
+    yf = conv(x, wf, None, [1, 1, 1], [1, 1, 1], [1, 1, 1], 1, "none", [], None)
+    ops = {
+        ("fwd", "spatial 3x3"): lambda: conv(frames, w2, None, [1, 1], [1, 1], [1, 1], 1, "leaky_relu", [0.01], None),
+        ("fwd", "spectral 3x1"): lambda: conv(image, ws, None, [1, 0], [1, 1], [1, 1], 1, "none", [], None),
+        ("fwd", "full conv3d"): lambda: conv(x, wf, None, [1, 1, 1], [1, 1, 1], [1, 1, 1], 1, "none", [], None),
+        ("bwd", "spatial 3x3"): lambda: bwd(y2, frames, w2, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, True, False]),
+        ("bwd", "spectral 3x1"): lambda: bwd(ys, image, ws, None, [1, 1], [1, 0], [1, 1], False, [0, 0], 1, [True, True, False]),
+        ("bwd", "full conv3d"): lambda: bwd(yf, x, wf, None, [1, 1, 1], [1, 1, 1], [1, 1, 1], False, [0, 0, 0], 1,
+                                            [True, True, False]),
+    }  # fmt: skip
+    times: dict = {k: [] for k in ops}
+    with torch.no_grad():
+        for fn in ops.values():
+            fn()
+        for _ in range(repeats):
+            for k, fn in ops.items():
+                times[k].append(_timed_cpu(fn)[0])
+    med = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+    fwd = num_spatial * med[("fwd", "spatial 3x3")] + med[("fwd", "spectral 3x1")]
+    bwd_ = num_spatial * med[("bwd", "spatial 3x3")] + med[("bwd", "spectral 3x1")]
+    full_f, full_b = med[("fwd", "full conv3d")], med[("bwd", "full conv3d")]
+    out = [{"size": size, "pass": p, "primitive": n, "ms": v} for (p, n), v in med.items()]
+    out.append({"size": size, "pass": "fwd", "primitive": f"S3Conv floor ({num_spatial} sp + spec)", "ms": fwd, "ratio": fwd / full_f})
+    out.append({"size": size, "pass": "fwd+bwd", "primitive": f"S3Conv floor ({num_spatial} sp + spec)", "ms": fwd + bwd_,
+                "ratio": (fwd + bwd_) / (full_f + full_b)})
+    out.append({"size": size, "pass": "fwd+bwd", "primitive": "full conv3d", "ms": full_f + full_b})
+    return out
+
+
+def print_floor(rows: list[dict]) -> None:
+    for r in rows:
+        ratio = f"{r['ratio']:6.2f}" if "ratio" in r else ""
+        print(f"{r['size']:14s} {r['pass']:8s} {r['primitive']:28s} {r['ms']:9.1f} {ratio}")
 
 
 def _bytes_fused(b: int, c: int, d: int, h: int, elem: int, grad: bool, num_spatial: int) -> int:
@@ -213,7 +273,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--compile", action="store_true", help="also time torch.compile(reference) (CPU)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--num-spatial", type=int, default=2, help="spatial convs in S3Conv (HSDT: 2; 1 = the plain parallel pair)")
+    ap.add_argument("--floor", action="store_true",
+                    help="time S3Conv's oneDNN primitives alone against the full conv (a floor for any implementation on "
+                         "them); reruns itself with glibc keeping freed memory, so no op pays page faults")
     args = ap.parse_args(argv)
+    if args.floor and os.environ.get("MALLOC_MMAP_THRESHOLD_") is None:
+        env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="4000000000", MALLOC_TRIM_THRESHOLD_="100000000000")
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = args.sizes or (["1x16x31x64"] if args.quick else DEFAULT_SIZES)
@@ -222,6 +288,12 @@ def main(argv: list[str] | None = None) -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, cuda={torch.cuda.is_available()}, "
         f"S3Conv with {args.num_spatial} spatial conv(s); wall = median wall clock, cpu = median process CPU time"
     )
+    if args.floor:
+        print(f"{'size BxCxDxH':14s} {'pass':8s} {'primitive (one oneDNN call)':28s} {'ms':>9s} {'/full':>6s}")
+        for size in sizes:
+            print_floor(bench_floor(size, repeats, args.num_spatial))
+            sys.stdout.flush()
+        return
     print_header()
     for size in sizes:
         rows = bench_cpu(size, repeats, args.compile, args.num_spatial)

@@ -189,7 +189,7 @@ def _forward(x, ws2d, bs, w_spec, b_spec, slope):
     return out
 
 
-def _backward(grad, x, ws2d, bs, w_spec, slope, need_x):
+def _backward(grad, x, ws2d, bs, w_spec, slope, need_x, need_spec_bias):
     """Gradients (x, spatial weights, spatial biases, spectral weight, spectral bias).
 
     Per chunk: recompute the spatial activations h_1 .. h_n from x (cheaper here than keeping
@@ -220,7 +220,8 @@ def _backward(grad, x, ws2d, bs, w_spec, slope, need_x):
                 _image(gc), _image(xp), w_spec, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1, [False, True, False]
             )
             g_spec += gw
-            gb_spec += gc.reshape(-1, c_out).sum(0)
+            if need_spec_bias:  # a pass over the gradient, skipped without a spectral bias (HSDT has none)
+                gb_spec += gc.reshape(-1, c_out).sum(0)
             # spatial branch, last conv first
             acts = [_frames(xp[p : p + n])]  # recompute the chunk's activations
             for w, bias in zip(ws2d, bs):
@@ -269,7 +270,8 @@ class _S3ConvCPU(torch.autograd.Function):
         x, spectral_weight, *spatial_w = ctx.saved_tensors
         ws2d = [w[:, :, 0] for w in spatial_w]
         gx, gws, gbs, g_spec, gb_spec = _backward(
-            grad, x, ws2d, ctx.spatial_biases, spectral_weight[..., 0], ctx.slope, ctx.needs_input_grad[0]
+            grad, x, ws2d, ctx.spatial_biases, spectral_weight[..., 0], ctx.slope, ctx.needs_input_grad[0],
+            ctx.has_spectral_bias,
         )
         return (
             gx, None, g_spec[..., None], gb_spec if ctx.has_spectral_bias else None, None,
