@@ -124,6 +124,7 @@ def _rel(a, b):
         ((2, 3, 4, 7, 5, 6), 2, False, 0.01),  # HSDT's S3Conv
         ((1, 2, 2, 1, 3, 3), 2, True, 0.01),  # one band
         ((1, 4, 3, 5, 1, 7), 1, True, None),  # linear single-conv pair, H = 1
+        ((2, 3, 2, 6, 4, 5), 1, False, 0.01),  # the plain pair with its activation (no recompute)
         ((2, 1, 5, 13, 9, 4), 3, True, 0.2),  # deeper spatial stack, odd sizes
     ],
 )
