@@ -36,8 +36,8 @@ except ImportError:  # pragma: no cover - numba is a dependency; the torch solve
 
 __all__ = ["available", "qp_rows", "unmix_cols", "face_operators", "free_set_operators"]
 
-#: Pixels per parallel chunk (its E^T Y block, K x CHUNK float64, stays in L1/L2).
-CHUNK = 1024
+#: Pixels per chunk (its E^T Y block, K x CHUNK float64, stays in L2; 2048 measured ~5 % faster than 1024 at scale).
+CHUNK = 2048
 
 
 def available(K: int) -> bool:
@@ -295,11 +295,39 @@ if numba is not None:
             for k in range(K):
                 b[k] = acc[k, j] * inv_scale
                 size += (prev >> k) & 1
-            share = 1.0 / size if sum_to_one else 0.0
-            for k in range(K):
-                a[k] = share if (prev >> k) & 1 else 0.0
-            if not _solve_pixel(W, c, v, G, b, a, tol, max_iter, z):
-                unconverged += 1
+            # FCLS fast path, inlined (a call per pixel costs ~10 % at scale): if the previous pixel's
+            # face gives a feasible z whose multipliers pass the test, z is this pixel's optimum;
+            # this is the active set's first iteration from that start, with the same arithmetic
+            done = False
+            if sum_to_one:
+                mu = v[prev]
+                for i in range(K):
+                    s = c[prev, i]
+                    for t in range(K):
+                        s += W[prev, i, t] * b[t]
+                    z[i] = s
+                    mu -= c[prev, i] * b[i]
+                done = True
+                for i in range(K):
+                    if (prev >> i) & 1 and z[i] <= 0.0:
+                        done = False
+                if done:
+                    for i in range(K):
+                        if not (prev >> i) & 1:
+                            g = -b[i] - mu
+                            for t in range(K):
+                                g += G[i, t] * z[t]
+                            if g < -tol:
+                                done = False
+                if done:
+                    for i in range(K):
+                        a[i] = z[i] if (prev >> i) & 1 else 0.0
+            if not done:
+                share = 1.0 / size if sum_to_one else 0.0
+                for k in range(K):
+                    a[k] = share if (prev >> k) & 1 else 0.0
+                if not _solve_pixel(W, c, v, G, b, a, tol, max_iter, z):
+                    unconverged += 1
             for k in range(K):
                 out[k, n0 + j] = a[k]
             if sum_to_one:
