@@ -36,8 +36,8 @@ except ImportError:  # pragma: no cover - numba is a dependency; the torch solve
 
 __all__ = ["available", "qp_rows", "unmix_cols", "face_operators", "free_set_operators"]
 
-#: Pixels per chunk (its E^T Y block, K x CHUNK float64, stays in L2; 2048 measured ~5 % faster than 1024 at scale).
-CHUNK = 2048
+#: Pixels per chunk (its E^T Y block, K x CHUNK float64, stays in L2; 4096 measured 5-10 % faster than 1024 at scale).
+CHUNK = 4096
 
 
 def available(K: int) -> bool:
@@ -247,8 +247,10 @@ if numba is not None:
     def _ety_chunk(E, Y, n0, n1, acc):  # pragma: no cover - compiled
         """acc[k, j] = sum_l E[l, k] Y[l, n0 + j] for the chunk's columns (float64 accumulators).
 
-        Eight bands per pass over the accumulators (an accumulator is read and written once per eight
-        products); ``contract``/``reassoc`` let LLVM use FMAs and regroup the sum (no NaN/inf
+        Eight bands per pass, three endmembers per inner loop: an accumulator is read and written
+        once per eight products and a spectrum value loaded once per three endmembers (measured
+        1.5-1.8x faster than one endmember per loop when the cube is in cache, 1.2x on Sim1 from
+        memory). ``contract``/``reassoc`` let LLVM use FMAs and regroup the sum (no NaN/inf
         assumptions, so a NaN pixel still gives NaN)."""
         L = Y.shape[0]
         K = E.shape[1]
@@ -258,21 +260,36 @@ if numba is not None:
         while band + 8 <= L:
             r0, r1, r2, r3 = Y[band, n0:n1], Y[band + 1, n0:n1], Y[band + 2, n0:n1], Y[band + 3, n0:n1]
             r4, r5, r6, r7 = Y[band + 4, n0:n1], Y[band + 5, n0:n1], Y[band + 6, n0:n1], Y[band + 7, n0:n1]
-            for k in range(K):
-                e0, e1, e2, e3 = E[band, k], E[band + 1, k], E[band + 2, k], E[band + 3, k]
-                e4, e5, e6, e7 = E[band + 4, k], E[band + 5, k], E[band + 6, k], E[band + 7, k]
+            e = E[band : band + 8]
+            k = 0
+            while k + 3 <= K:
+                a0, a1, a2 = acc[k], acc[k + 1], acc[k + 2]
+                p0, p1, p2, p3, p4, p5, p6, p7 = e[0, k], e[1, k], e[2, k], e[3, k], e[4, k], e[5, k], e[6, k], e[7, k]
+                q0, q1, q2, q3, q4, q5, q6, q7 = (e[0, k + 1], e[1, k + 1], e[2, k + 1], e[3, k + 1],
+                                                  e[4, k + 1], e[5, k + 1], e[6, k + 1], e[7, k + 1])
+                s0, s1, s2, s3, s4, s5, s6, s7 = (e[0, k + 2], e[1, k + 2], e[2, k + 2], e[3, k + 2],
+                                                  e[4, k + 2], e[5, k + 2], e[6, k + 2], e[7, k + 2])
+                for j in range(m):
+                    y0, y1, y2, y3, y4, y5, y6, y7 = r0[j], r1[j], r2[j], r3[j], r4[j], r5[j], r6[j], r7[j]
+                    a0[j] += (p0 * y0 + p1 * y1 + p2 * y2 + p3 * y3) + (p4 * y4 + p5 * y5 + p6 * y6 + p7 * y7)
+                    a1[j] += (q0 * y0 + q1 * y1 + q2 * y2 + q3 * y3) + (q4 * y4 + q5 * y5 + q6 * y6 + q7 * y7)
+                    a2[j] += (s0 * y0 + s1 * y1 + s2 * y2 + s3 * y3) + (s4 * y4 + s5 * y5 + s6 * y6 + s7 * y7)
+                k += 3
+            while k < K:
+                p0, p1, p2, p3, p4, p5, p6, p7 = e[0, k], e[1, k], e[2, k], e[3, k], e[4, k], e[5, k], e[6, k], e[7, k]
                 ak = acc[k]
                 for j in range(m):
-                    ak[j] += (e0 * r0[j] + e1 * r1[j] + e2 * r2[j] + e3 * r3[j]) + (
-                        e4 * r4[j] + e5 * r5[j] + e6 * r6[j] + e7 * r7[j])
+                    ak[j] += (p0 * r0[j] + p1 * r1[j] + p2 * r2[j] + p3 * r3[j]) + (
+                        p4 * r4[j] + p5 * r5[j] + p6 * r6[j] + p7 * r7[j])
+                k += 1
             band += 8
         while band < L:
             row = Y[band, n0:n1]
             for k in range(K):
-                e = E[band, k]
+                ek = E[band, k]
                 ak = acc[k]
                 for j in range(m):
-                    ak[j] += e * row[j]
+                    ak[j] += ek * row[j]
             band += 1
 
     @numba.njit(cache=True, nogil=True)
