@@ -133,3 +133,35 @@ def test_cli_library_errors_exit_2(tile: Path, shared_data: Path, tmp_path: Path
     assert main(["unmix", str(moffett), str(tmp_path / "m.tif"), "--method", "fcls", "--library", str(near)]) == 2
     err = capsys.readouterr().err
     assert "has no wavelengths" in err and err.count("\n") == 1
+
+
+def test_unmix_streams_windows_from_a_sample_and_reads_the_output_lazily(tile: Path, tmp_path: Path, monkeypatch) -> None:
+    """Endmembers from a regular grid when the scene exceeds SAMPLE_PIXELS, abundances window by window
+    (several windows here), the same numbers with and without ``out``, and equal to one whole-scene FCLS
+    with those endmembers; the returned maps read the written file lazily."""
+    import torch
+
+    from hsikit.unmix import api
+    from hsikit.unmix.abundances import fcls
+
+    monkeypatch.setattr(api, "SAMPLE_PIXELS", 150)
+    monkeypatch.setattr(api, "TILE", 12)
+    cube = hsikit.open(tile)  # 32 x 32 pixels
+    mem = hsikit.unmix(cube, 3, method="vca-fcls", seed=1, progress=False)
+    assert mem.info["sample_step"] == 3 and mem.info["sample_pixels"] == 121 and mem.info["windows"] == 9
+    assert mem.info["valid_pixels"] == 32 * 32
+    good = np.flatnonzero(cube["bbl"].values)
+    phys = np.asarray(cube.isel(band=good).values, np.float64) * np.asarray(cube["scale"].values)[good, None, None]
+    for (r, c), j in zip(mem.info["endmember_pixels_yx"], range(3)):
+        assert r % 3 == 1 and c % 3 == 1  # on the grid (offset step // 2)
+        np.testing.assert_allclose(mem.endmembers.values[:, j], phys[:, r, c], rtol=1e-6)
+    whole = fcls(torch.as_tensor(mem.endmembers.values), phys.reshape(good.size, -1)).numpy().reshape(3, 32, 32)
+    np.testing.assert_allclose(mem.abundances.values, whole, atol=1e-6)
+    out = tmp_path / "streamed.tif"
+    disk = hsikit.unmix(cube, 3, method="vca-fcls", seed=1, out=out, progress=False)
+    assert not disk.abundances.variable._in_memory  # file-backed until read
+    np.testing.assert_allclose(disk.endmembers.values, mem.endmembers.values)
+    np.testing.assert_allclose(disk.abundances.values, mem.abundances.values, atol=1e-7)
+    np.testing.assert_allclose(disk.residual_rmse.values, mem.residual_rmse.values, rtol=1e-6)
+    np.testing.assert_array_equal(disk.abundances["x"].values, cube["x"].values)
+    assert list(disk.abundances["endmember"].values) == ["endmember_1", "endmember_2", "endmember_3"]

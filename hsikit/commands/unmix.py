@@ -70,9 +70,11 @@ def register(app: typer.Typer) -> None:
         result = run(src, k, method=method, library=library, out=dst, seed=seed, k_method=k_method,
                      device=device, overwrite=overwrite, **opts)
         info = result.info
+        sample = (f", endmembers from every {info['sample_step']}th row and column ({info['sample_pixels']} pixels)"
+                  if "sample_step" in info else "")
         typer.echo(
             f"wrote {dst} ({info['n_endmembers']} endmembers + residual_rmse, {method}, K {info['k_source']}, "
-            f"{info['valid_pixels']} valid pixels) in {info['seconds']:.1f} s; "
+            f"{info['valid_pixels']} valid pixels{sample}) in {info['seconds']:.1f} s; "
             f"mean residual RMSE {float(result.residual_rmse.mean()):.4g}"
         )
         for key in ("endmembers_csv", "endmembers_png"):

@@ -23,6 +23,12 @@ Methods (``method=``):
     every library spectrum becomes an abundance band.
 ``fcls``, ``nnls``, ``ucls``
     Supervised: the ``library`` spectra are the endmembers.
+
+Memory stays bounded for the extraction and library methods: ``K`` and the endmembers come from a
+regular grid of at most :data:`SAMPLE_PIXELS` pixels (every pixel of smaller scenes), and the
+abundances are computed window by window through the engine (:func:`hsikit.engine.run.run_tiled`),
+straight into the output file when ``out`` is given (the returned maps then read that file lazily).
+``rrlbs`` and ``autoencoder`` fit the whole scene jointly and hold it in memory.
 """
 
 from __future__ import annotations
@@ -41,6 +47,10 @@ from hsikit.cube import BAND, X, Y
 from hsikit.errors import MetadataError, UsageError
 
 BLIND = ("rrlbs", "autoencoder")
+#: Most pixels that the K estimate and the endmember extraction read (a regular grid of the scene).
+SAMPLE_PIXELS = 1 << 18
+#: Window edge (pixels) of the abundance pass.
+TILE = 256
 LIBRARY = ("sunsal", "fcls", "nnls", "ucls")
 SOLVERS = ("fcls", "nnls", "ucls")
 
@@ -101,21 +111,59 @@ def _open(cube_or_path: Any) -> xr.DataArray:
     return cube
 
 
-def _scene_matrix(cube: xr.DataArray) -> tuple[xr.DataArray, np.ndarray, np.ndarray]:
-    """Good bands in physical units -> (cube, Y (L, N_valid) float64, valid mask (H, W))."""
-    from hsikit.cube import to_reflectance
-
+def _good_bands(cube: xr.DataArray) -> xr.DataArray:
+    """The bands flagged good (``bbl``), a lazy selection."""
     if "bbl" in cube.coords and not bool(np.all(cube["bbl"].values)):
-        cube = cube.isel({BAND: np.flatnonzero(cube["bbl"].values)})
-    phys = to_reflectance(cube, np.float64) if "scale" in cube.coords else cube.astype(np.float64)
-    values = np.asarray(phys.values, np.float64)
+        return cube.isel({BAND: np.flatnonzero(cube["bbl"].values)})
+    return cube
+
+
+def _physical(raw: np.ndarray, scale: np.ndarray, offset: np.ndarray, nodata: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Stored values (L, ...) -> (physical float64 (L, ...), valid (...)): valid = finite and not nodata in every band."""
+    values = raw.astype(np.float64) * scale.reshape((-1,) + (1,) * (raw.ndim - 1)) + offset.reshape((-1,) + (1,) * (raw.ndim - 1))
     valid = np.isfinite(values).all(0)
+    if nodata is not None and not np.isnan(nodata):
+        valid &= ~(raw == nodata).any(0)
+    return values, valid
+
+
+def _scale_offset(cube: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
+    n = cube.sizes[BAND]
+    scale = np.asarray(cube["scale"].values, np.float64) if "scale" in cube.coords else np.ones(n)
+    offset = np.asarray(cube["offset"].values, np.float64) if "offset" in cube.coords else np.zeros(n)
+    return scale, offset
+
+
+def _scene_matrix(cube: xr.DataArray, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Good-band cube -> (Y (L, N_valid) float64, valid mask of the grid, grid step).
+
+    The grid is every ``step``-th row and column (offset ``step // 2``), with ``step`` the smallest that
+    keeps it within ``max_pixels`` (1, the whole scene, when None or when the scene is small). Read in
+    row blocks, so only the grid is held in memory.
+    """
+    height, width = cube.sizes[Y], cube.sizes[X]
+    step = 1 if max_pixels is None else max(1, int(np.sqrt(height * width / max_pixels)))
+    while max_pixels is not None and len(range(step // 2, height, step)) * len(range(step // 2, width, step)) > max_pixels:
+        step += 1
+    rows = np.arange(step // 2, height, step)
+    cols = np.arange(step // 2, width, step)
+    scale, offset = _scale_offset(cube)
     nd = cube.rio.nodata
-    if nd is not None and not np.isnan(nd):
-        valid &= ~(np.asarray(cube.values) == nd).any(0)
+    block = max(1, 2**24 // max(1, cube.sizes[BAND] * width))
+    values, valids = [], []
+    for r0 in range(0, height, block):
+        take = rows[(rows >= r0) & (rows < r0 + block)] - r0
+        if not take.size:
+            continue
+        raw = np.asarray(cube.isel({Y: slice(r0, r0 + block)}).values)[:, take][:, :, cols]
+        v, ok = _physical(raw, scale, offset, nd)
+        values.append(v)
+        valids.append(ok)
+    grid = np.concatenate(values, axis=1)
+    valid = np.concatenate(valids, axis=0)
     if not valid.any():
         raise UsageError("the scene has no valid pixel (all nodata or NaN)")
-    return cube, values[:, valid], valid
+    return grid[:, valid], valid, step
 
 
 def _library(library: Any, cube: xr.DataArray) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -180,43 +228,75 @@ def _solve(solver: str, E: torch.Tensor, Yt: torch.Tensor, tol: float) -> torch.
     return ab.ucls(E, Yt)
 
 
-def _run(method: str, Yv: np.ndarray, valid: np.ndarray, k: int | None, D: np.ndarray | None, *, seed: int,
-         tol: float, device: Any, options: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any], torch.Tensor | None]:
-    """-> endmembers (L, K), abundances (K, N_valid), details, guidance (N_valid,) or None."""
-    from hsikit.unmix.abundances import as_tensor, sunsal
-    from hsikit.unmix.endmembers import EXTRACTORS, extract
+def _blind(method: str, Yv: np.ndarray, valid: np.ndarray, k: int, *, seed: int, device: Any,
+           options: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any], torch.Tensor | None]:
+    """The whole-scene methods -> endmembers (L, K), abundances (K, N_valid), details, guidance (N_valid,) or None."""
+    from hsikit.unmix.abundances import as_tensor
 
     Yt = as_tensor(Yv, device=device)
-    if method in LIBRARY:
-        E = as_tensor(D, device=device)
-        if method == "sunsal":
-            return E, sunsal(E, Yt, **options), {}, None
-        return E, _solve(method, E, Yt, tol), {}, None
-    assert k is not None
     if method == "rrlbs":
         from hsikit.unmix.robust_l21 import rrlbs
 
         r = rrlbs(Yt, k, shape=valid.shape, mask=valid.reshape(-1), seed=seed, **options)
         return r.endmembers, r.abundances, {"iterations": r.n_iter, "converged": r.converged,
                                             "objective": r.objective[-1]}, r.guidance
-    if method == "autoencoder":
-        from hsikit.unmix.autoencoder import autoencoder_unmix
+    from hsikit.unmix.autoencoder import autoencoder_unmix
 
-        if not valid.all():
-            # the convolutional encoder needs a full grid: fill nodata pixels with the mean spectrum
-            full = np.empty((Yv.shape[0],) + valid.shape)
-            full[:, valid] = Yv
-            full[:, ~valid] = Yv.mean(1, keepdims=True)
-        else:
-            full = Yv.reshape((Yv.shape[0],) + valid.shape)
-        r = autoencoder_unmix(full, k, seed=seed, device=device, **options)
-        A = r.abundances.reshape(k, -1)[:, torch.as_tensor(valid.reshape(-1), device=r.abundances.device)]
-        return r.endmembers, A, {"train_seconds": r.seconds, "final_loss": r.loss[-1]}, None
+    if not valid.all():
+        # the convolutional encoder needs a full grid: fill nodata pixels with the mean spectrum
+        full = np.empty((Yv.shape[0],) + valid.shape)
+        full[:, valid] = Yv
+        full[:, ~valid] = Yv.mean(1, keepdims=True)
+    else:
+        full = Yv.reshape((Yv.shape[0],) + valid.shape)
+    r = autoencoder_unmix(full, k, seed=seed, device=device, **options)
+    A = r.abundances.reshape(k, -1)[:, torch.as_tensor(valid.reshape(-1), device=r.abundances.device)]
+    return r.endmembers, A, {"train_seconds": r.seconds, "final_loss": r.loss[-1]}, None
+
+
+def _extract(method: str, Ys: np.ndarray, valid: np.ndarray, step: int, k: int, *, seed: int,
+             device: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Endmembers (L, K) of the sample by the method's extractor, and the scene (row, col) of each pixel picked."""
+    from hsikit.unmix.abundances import as_tensor
+    from hsikit.unmix.endmembers import EXTRACTORS, extract
+
     extractor, _, solver = method.partition("-")
     if extractor not in EXTRACTORS or solver not in SOLVERS:
         raise UsageError(f"unknown unmixing method {method!r} (use one of {', '.join(methods())})")
-    ex = extract(Yt, k, extractor, seed=seed)
-    return ex.endmembers, _solve(solver, ex.endmembers, Yt, tol), {"pixel_indices": ex.indices.tolist()}, None
+    ex = extract(as_tensor(Ys, device=device), k, extractor, seed=seed)
+    r, c = np.nonzero(valid)
+    first = step // 2 if step > 1 else 0
+    picked = [[int(first + step * r[i]), int(first + step * c[i])] for i in ex.indices.tolist()]
+    return ex.endmembers, {"endmember_pixels_yx": picked}
+
+
+def _tile_solver(E: torch.Tensor, solver: str, tol: float, options: dict[str, Any], band_used: np.ndarray,
+                 scale: np.ndarray, offset: np.ndarray, nodata: float | None):
+    """Engine method for the abundance pass: (B, L, h, w) stored values -> (B, K + 1, h, w) float32.
+
+    Bands ``band_used`` in physical units; per valid pixel (finite and not nodata in every band) the
+    abundances of ``solver`` (``fcls``, ``nnls``, ``ucls`` or ``sunsal``) and, last, the RMSE of
+    ``y - E a`` over the bands; NaN elsewhere.
+    """
+    from hsikit.unmix.abundances import sunsal
+
+    K = E.shape[1]
+    idx = np.flatnonzero(band_used)
+
+    def fn(batch: np.ndarray) -> np.ndarray:
+        B, _, h, w = batch.shape
+        raw = np.moveaxis(np.asarray(batch)[:, idx], 1, 0).reshape(idx.size, -1)  # (L, B*h*w)
+        values, valid = _physical(raw, scale[idx], offset[idx], nodata)
+        out = np.full((K + 1, raw.shape[1]), np.nan, np.float32)
+        if valid.any():
+            Yt = torch.as_tensor(values[:, valid], dtype=E.dtype, device=E.device)
+            A = sunsal(E, Yt, **options) if solver == "sunsal" else _solve(solver, E, Yt, tol)
+            A = A.to(E.dtype)
+            out[:K, valid] = A.cpu().numpy()
+            out[K, valid] = torch.sqrt(((Yt - E @ A) ** 2).mean(0)).cpu().numpy()
+        return np.moveaxis(out.reshape(K + 1, B, h, w), 0, 1)
+
+    return fn
 
 
 # --------------------------------------------------------------------------------------------
@@ -307,25 +387,106 @@ def write_endmember_plot(endmembers: xr.DataArray, path: Path, title: str = "") 
     return path
 
 
-def _write(result: UnmixResult, cube: xr.DataArray, out: Path, overwrite: bool) -> dict[str, Path]:
-    from hsikit.engine.job import output_meta
+def _paths(out: Path, overwrite: bool) -> dict[str, Path]:
+    """The three output paths, each checked (writable; not there unless ``overwrite``) before any work."""
     from hsikit.io.atomic import check_output
+
+    paths = {"abundances": out, "endmembers_csv": _sidecar(out, "_endmembers.csv"),
+             "endmembers_png": _sidecar(out, "_endmembers.png")}
+    for p in paths.values():
+        check_output(p, overwrite=overwrite)
+    return paths
+
+
+def _meta(cube: xr.DataArray, names: list[str], method: str) -> Any:
+    from hsikit.engine.job import output_meta
+
+    bands = [*names, "residual_rmse"]
+    meta = output_meta(cube, out_bands=len(bands), names=bands, dtype=np.float32, keep_band_metadata=False)
+    meta.tags.update(hsikit_task="unmix", unmix_method=method)
+    return meta
+
+
+def _write_sidecars(endmembers: xr.DataArray, paths: dict[str, Path], method: str) -> None:
+    write_endmember_csv(endmembers, paths["endmembers_csv"])
+    write_endmember_plot(endmembers, paths["endmembers_png"], title=f"{method} endmembers, {paths['abundances'].name}")
+
+
+def _write(result: UnmixResult, cube: xr.DataArray, paths: dict[str, Path], overwrite: bool) -> None:
+    """Write an in-memory result (the whole-scene methods): abundance COG window by window, CSV, PNG."""
     from hsikit.io.export import GeoTiffWriter, iter_windows
 
-    names = [str(n) for n in result.abundances["endmember"].values] + ["residual_rmse"]
-    csv_path, png_path = _sidecar(out, "_endmembers.csv"), _sidecar(out, "_endmembers.png")
-    for p in (out, csv_path, png_path):
-        check_output(p, overwrite=overwrite)
-    meta = output_meta(cube, out_bands=len(names), names=names, dtype=np.float32, keep_band_metadata=False)
-    meta.tags.update(hsikit_task="unmix", unmix_method=str(result.info.get("method", "")))
+    method = str(result.info.get("method", ""))
+    meta = _meta(cube, [str(n) for n in result.abundances["endmember"].values], method)
     stack = np.concatenate([result.abundances.values, result.residual_rmse.values[None]], 0).astype(np.float32)
-    with GeoTiffWriter(out, meta, overwrite=overwrite) as sink:
+    with GeoTiffWriter(paths["abundances"], meta, overwrite=overwrite) as sink:
         for win in iter_windows(meta.height, meta.width):
             r0, c0 = int(win.row_off), int(win.col_off)
             sink.write(stack[:, r0 : r0 + int(win.height), c0 : c0 + int(win.width)], win)
-    write_endmember_csv(result.endmembers, csv_path)
-    write_endmember_plot(result.endmembers, png_path, title=f"{result.info.get('method', '')} endmembers, {out.name}")
-    return {"abundances": out, "endmembers_csv": csv_path, "endmembers_png": png_path}
+    _write_sidecars(result.endmembers, paths, method)
+
+
+class _CountingSink:
+    """Passes windows on to ``inner`` and counts the valid pixels (finite residual) written."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.valid = inner, 0
+
+    def write(self, array: np.ndarray, window: Any) -> None:
+        self.valid += int(np.isfinite(array[-1]).sum())
+        self.inner.write(array, window)
+
+
+class _ArraySink:
+    """In-memory sink of the abundance pass (no output file)."""
+
+    def __init__(self, count: int, height: int, width: int) -> None:
+        self.data = np.full((count, height, width), np.nan, np.float32)
+
+    def write(self, array: np.ndarray, window: Any) -> None:
+        r, c = int(window.row_off), int(window.col_off)
+        self.data[:, r : r + int(window.height), c : c + int(window.width)] = array
+
+
+def _abundance_pass(cube: xr.DataArray, fn: Any, K: int, names: list[str], method: str, paths: dict[str, Path] | None,
+                    overwrite: bool, progress: Any) -> tuple[xr.DataArray, xr.DataArray, Any, int]:
+    """Run the per-window solver over the good-band cube -> (abundances, residual_rmse, engine stats, valid pixels).
+
+    With ``paths`` the windows stream into the COG and the returned maps read it lazily; otherwise
+    they fill an in-memory array.
+    """
+    from hsikit.engine.run import run_tiled
+
+    nd = cube.rio.nodata
+    fill = nd if nd is not None else np.nan
+    kw = dict(out_bands=K + 1, tile=TILE, halo=0, batch_size=1, fill_value=fill, out_dtype=np.float32,
+              progress=progress, description="unmix windows")
+    if paths is None:
+        array = _ArraySink(K + 1, cube.sizes[Y], cube.sizes[X])
+        sink = _CountingSink(array)
+        stats = run_tiled(cube, fn, sink, **kw)
+        a_map = _spatial(array.data[:K], ("endmember", Y, X), cube, {"endmember": names}, "abundance")
+        r_map = _spatial(array.data[K], (Y, X), cube, {}, "residual_rmse")
+        return a_map, r_map, stats, sink.valid
+    from hsikit.io.export import GeoTiffWriter
+
+    with GeoTiffWriter(paths["abundances"], _meta(cube, names, method), overwrite=overwrite) as writer:
+        sink = _CountingSink(writer)
+        stats = run_tiled(cube, fn, sink, **kw)
+    return (*_lazy_maps(paths["abundances"], cube, names), stats, sink.valid)
+
+
+def _lazy_maps(path: Path, cube: xr.DataArray, names: list[str]) -> tuple[xr.DataArray, xr.DataArray]:
+    """The abundance and residual maps of a written COG, read lazily (on access), on the cube's y/x coords."""
+    import rioxarray
+
+    da = rioxarray.open_rasterio(path, masked=False)
+    da.attrs = {}
+    coords = {d: cube[d].values for d in (Y, X) if d in cube.coords}
+    a_map = da.isel(band=slice(0, len(names))).rename(band="endmember").assign_coords(endmember=names, **coords)
+    r_map = da.isel(band=len(names), drop=True).assign_coords(**coords)
+    a_map.name, r_map.name = "abundance", "residual_rmse"
+    return a_map.rio.write_nodata(np.nan, encoded=False), r_map.rio.write_nodata(np.nan, encoded=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,6 +506,7 @@ def unmix(
     device: Any = None,
     overwrite: bool = True,
     endmember_names: list[str] | None = None,
+    progress: Any = True,
     **method_options: Any,
 ) -> UnmixResult:
     """Unmix a scene into endmember spectra and abundance maps.
@@ -376,6 +538,9 @@ def unmix(
         Replace existing outputs.
     endmember_names
         Names of the endmember bands (default ``endmember_1`` ... or the library spectrum names).
+    progress
+        Progress of the abundance pass: a bar on a terminal (True), silent (False) or a callback
+        ``(done, total) -> bool | None`` (return False to cancel).
     **method_options
         Passed to the method (e.g. ``lam=`` for ``rrlbs`` or ``sunsal``, ``epochs=`` for ``autoencoder``).
 
@@ -383,7 +548,8 @@ def unmix(
     -------
     UnmixResult
         ``abundances`` (endmember, y, x), ``endmembers`` (band, endmember), ``residual_rmse`` (y, x),
-        ``info``, ``guidance`` (RRLbS) and ``paths``.
+        ``info``, ``guidance`` (RRLbS) and ``paths``. With ``out`` and an extraction or library method
+        the two maps read the written file lazily.
 
     Raises
     ------
@@ -401,42 +567,67 @@ def unmix(
         raise UsageError(f"method {method!r} needs a spectral library (library=... / --library)")
     if library is not None and method not in LIBRARY:
         raise UsageError(f"a library is used only by the methods {', '.join(LIBRARY)}, not {method!r}")
-    cube = _open(cube_or_path)
-    cube, Yv, valid = _scene_matrix(cube)
-    info: dict[str, Any] = {"method": method, "seed": seed, "bands": int(Yv.shape[0]), "valid_pixels": int(valid.sum())}
-    D = None
-    band_used = np.ones(Yv.shape[0], bool)
-    k: int | None = None
+    cube = _good_bands(_open(cube_or_path))
+    paths = _paths(Path(out), overwrite) if out is not None else None
+    blind = method in BLIND
+    Ys, valid, step = _scene_matrix(cube, None if blind else SAMPLE_PIXELS)
+    info: dict[str, Any] = {"method": method, "seed": seed, "bands": int(Ys.shape[0])}
+    if step > 1:
+        info.update(sample_step=step, sample_pixels=int(Ys.shape[1]))
+    band_used = np.ones(Ys.shape[0], bool)
     if library is not None:
         D, lib_names, band_used = _library(library, cube)
-        Yv = Yv[band_used]
         info["bands_used"] = int(band_used.sum())
         names = endmember_names or lib_names
         info["k_source"] = "library"
     else:
-        k, info["k_source"] = _choose_k(n_endmembers, Yv, k_method)
+        k, info["k_source"] = _choose_k(n_endmembers, Ys, k_method)
         names = endmember_names or [f"endmember_{i + 1}" for i in range(k)]
-    E, A, details, guidance = _run(method, Yv, valid, k, D, seed=seed, tol=tol, device=device, options=method_options)
+    sub = cube.isel({BAND: np.flatnonzero(band_used)})
+    guidance = None
+    if blind:
+        E, A, details, guidance = _blind(method, Ys, valid, k, seed=seed, device=device, options=method_options)
+        info["valid_pixels"] = int(valid.sum())
+    elif library is not None:
+        from hsikit.unmix.abundances import as_tensor
+
+        E, details = as_tensor(D, device=device), {}
+    else:
+        E, details = _extract(method, Ys, valid, step, k, seed=seed, device=device)
     K = E.shape[1]
     if len(names) != K:
         raise UsageError(f"{len(names)} endmember names for {K} endmembers")
     info.update(details, n_endmembers=K)
-    Yt = torch.as_tensor(Yv, dtype=E.dtype, device=E.device)
-    resid = torch.sqrt(((Yt - E @ A.to(E.dtype)) ** 2).mean(0)).cpu().numpy()
-    sub = cube.isel({BAND: np.flatnonzero(band_used)})
-    a_map = _spatial(_grid_map(A.cpu().numpy(), valid), ("endmember", Y, X), cube, {"endmember": names}, "abundance")
-    r_map = _spatial(_grid_map(resid[None], valid)[0], (Y, X), cube, {}, "residual_rmse")
     em = xr.DataArray(
         E.cpu().numpy().astype(np.float64),
         dims=(BAND, "endmember"),
         coords={BAND: sub[BAND].values, "wavelength": (BAND, sub["wavelength"].values), "endmember": names},
         name="endmembers",
     )
-    g_map = None
-    if guidance is not None:
-        g_map = _spatial(_grid_map(guidance.cpu().numpy()[None], valid)[0], (Y, X), cube, {}, "guidance")
+    if blind:
+        Yt = torch.as_tensor(Ys, dtype=E.dtype, device=E.device)
+        resid = torch.sqrt(((Yt - E @ A.to(E.dtype)) ** 2).mean(0)).cpu().numpy()
+        a_map = _spatial(_grid_map(A.cpu().numpy(), valid), ("endmember", Y, X), cube, {"endmember": names}, "abundance")
+        r_map = _spatial(_grid_map(resid[None], valid)[0], (Y, X), cube, {}, "residual_rmse")
+        g_map = None
+        if guidance is not None:
+            g_map = _spatial(_grid_map(guidance.cpu().numpy()[None], valid)[0], (Y, X), cube, {}, "guidance")
+        info["seconds"] = time.perf_counter() - t0
+        result = UnmixResult(a_map, em, r_map, info, g_map)
+        if paths is not None:
+            _write(result, cube, paths, overwrite)
+            result.paths = paths
+        return result
+    del Ys
+    solver = method if library is not None else method.partition("-")[2]
+    scale, offset = _scale_offset(cube)
+    fn = _tile_solver(E, solver, tol, method_options if solver == "sunsal" else {}, band_used, scale, offset,
+                      cube.rio.nodata)
+    a_map, r_map, stats, n_valid = _abundance_pass(cube, fn, K, names, method, paths, overwrite, progress)
+    info.update(valid_pixels=n_valid, windows=stats.tiles)
     info["seconds"] = time.perf_counter() - t0
-    result = UnmixResult(a_map, em, r_map, info, g_map)
-    if out is not None:
-        result.paths = _write(result, cube, Path(out), overwrite)
+    result = UnmixResult(a_map, em, r_map, info, None)
+    if paths is not None:
+        _write_sidecars(em, paths, method)
+        result.paths = paths
     return result
