@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
             "--bands", help="valid: denoise bands with bbl=1, pass the others through; all: every band.")] = "valid",
         sparse: Annotated[str, typer.Option(
             "--sparse", help="auto: find impulse, stripe and dead-line values and replace them before the "
-            "method runs (for scenes with such defects; about one LRMR pass of extra time); off: do not.")] = "off",
+            "method runs (for scenes with such defects; about a third of an LRMR pass of extra time); off: do not.")] = "off",
         weights: Annotated[Path | None, typer.Option(
             "--weights", help="Weights folder (config.json + model.safetensors, e.g. a training run's export) for "
             "the learned --model, instead of its released weights.")] = None,

@@ -289,7 +289,7 @@ def denoise(
         ``"auto"``: find impulse, stripe and dead-line values (:mod:`hsikit.denoise.sparse`) in the
         statistics sample and replace them; when any were found, do the same in every tile before the
         method runs. For scenes with such defects (on the test split's mixture noise it adds 4-5 dB);
-        it costs about one LRMR pass, and on very clean scenes it replaces a few tenths of a percent
+        it costs about a third of an LRMR pass, and on very clean scenes it replaces a few tenths of a percent
         of values it should not (-0.3 dB on the README's sample scene), hence off by default.
         ``"off"``: do not. LRMR models sparse noise itself and skips it.
     weights

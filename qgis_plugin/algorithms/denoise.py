@@ -35,7 +35,7 @@ class DenoiseAlgorithm(HsikitAlgorithm):
             "non-local means (as good on very clean scenes, faster); lrmr: low-rank + sparse (stripes, "
             "dead lines, impulse noise). Noise sigma empty = estimated per band (robust HySime). Sparse "
             "noise auto: find impulse, stripe and dead-line values and replace them before the model runs "
-            "(for scenes with such defects; costs about one LRMR pass).")
+            "(for scenes with such defects; costs about a third of an LRMR pass).")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API)
         self.models = registry_choices(denoise_models)
