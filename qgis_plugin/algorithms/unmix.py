@@ -12,7 +12,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from .base import HsikitAlgorithm, layer_path, registry_choices
+from .base import HsikitAlgorithm, layer_path, progress_callback, registry_choices
 
 K_METHODS = ["hysime", "hfc", "nwhfc"]
 
@@ -62,7 +62,8 @@ class UnmixAlgorithm(HsikitAlgorithm):
         feedback.setProgress(5)
         res = hsikit.unmix(path, k, method=method, library=library, out=out,
                            seed=self.parameterAsInt(parameters, "SEED", context),
-                           k_method=self.enum_value(parameters, "K_METHOD", context, K_METHODS))
+                           k_method=self.enum_value(parameters, "K_METHOD", context, K_METHODS),
+                           progress=progress_callback(feedback, 10.0, 95.0))  # the abundance windows
         feedback.setProgress(100)
         info = res.info
         feedback.pushInfo(f"{info['n_endmembers']} endmembers ({info['k_source']}), {info['bands']} bands, "
