@@ -134,13 +134,16 @@ def _scale_offset(cube: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
     return scale, offset
 
 
-def _scene_matrix(cube: xr.DataArray, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+def _scene_matrix(cube: xr.DataArray, max_pixels: int | None = None, progress: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray, int]:
     """Good-band cube -> (Y (L, N_valid) float64, valid mask of the grid, grid step).
 
     The grid is every ``step``-th row and column (offset ``step // 2``), with ``step`` the smallest that
     keeps it within ``max_pixels`` (1, the whole scene, when None or when the scene is small). Read in
-    row blocks, so only the grid is held in memory.
+    row blocks, so only the grid is held in memory; ``progress``: a bar over the blocks on a terminal.
     """
+    from hsikit.engine.progress import Progress
+
     height, width = cube.sizes[Y], cube.sizes[X]
     step = 1 if max_pixels is None else max(1, int(np.sqrt(height * width / max_pixels)))
     while max_pixels is not None and len(range(step // 2, height, step)) * len(range(step // 2, width, step)) > max_pixels:
@@ -151,14 +154,16 @@ def _scene_matrix(cube: xr.DataArray, max_pixels: int | None = None) -> tuple[np
     nd = cube.rio.nodata
     block = max(1, 2**24 // max(1, cube.sizes[BAND] * width))
     values, valids = [], []
-    for r0 in range(0, height, block):
+    starts = [r0 for r0 in range(0, height, block) if ((rows >= r0) & (rows < r0 + block)).any()]
+    bar = Progress(len(starts), progress, "unmix: reading the sample")
+    for r0 in starts:
         take = rows[(rows >= r0) & (rows < r0 + block)] - r0
-        if not take.size:
-            continue
         raw = np.asarray(cube.isel({Y: slice(r0, r0 + block)}).values)[:, take][:, :, cols]
         v, ok = _physical(raw, scale, offset, nd)
         values.append(v)
         valids.append(ok)
+        bar.update()
+    bar.close()
     grid = np.concatenate(values, axis=1)
     valid = np.concatenate(valids, axis=0)
     if not valid.any():
@@ -570,7 +575,7 @@ def unmix(
     cube = _good_bands(_open(cube_or_path))
     paths = _paths(Path(out), overwrite) if out is not None else None
     blind = method in BLIND
-    Ys, valid, step = _scene_matrix(cube, None if blind else SAMPLE_PIXELS)
+    Ys, valid, step = _scene_matrix(cube, None if blind else SAMPLE_PIXELS, progress is True)
     info: dict[str, Any] = {"method": method, "seed": seed, "bands": int(Ys.shape[0])}
     if step > 1:
         info.update(sample_step=step, sample_pixels=int(Ys.shape[1]))
