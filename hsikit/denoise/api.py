@@ -135,23 +135,19 @@ def _sample(cube: xr.DataArray, idx: np.ndarray, scale: np.ndarray, offset: np.n
     The grid takes every ``step``-th row and column, so columns and rows of the scene stay columns and
     rows (what :mod:`hsikit.denoise.sparse` tests). Counts NaNs over the whole scene when asked.
     """
+    from hsikit.engine.grid import grid_axes, read_grid
+
     height, width = cube.sizes[Y], cube.sizes[X]
     step = max(1, int(np.ceil(np.sqrt(height * width / SAMPLE_PIXELS))))
-    rows = np.arange(step // 2, height, step)
-    cols = np.arange(step // 2, width, step)
-    nan_count = 0
-    parts = []
-    block = max(1, 2 ** 22 // max(1, cube.sizes[BAND] * width))
-    for r0 in range(0, height, block):
-        vals = np.asarray(cube.isel({Y: slice(r0, r0 + block)}).values)
-        if check_nan:
-            nan_count += int(np.isnan(vals).sum())
-        take = rows[(rows >= r0) & (rows < r0 + block)] - r0
-        if take.size:
-            parts.append(vals[idx][:, take][:, :, cols])
-    if nan_count:
-        raise CubeValidationError(f"{nan_count} NaN values but nodata is not NaN (fill them or set nodata to NaN)", source)
-    raw = np.concatenate(parts, axis=1) if parts else np.empty((idx.size, 0, cols.size))
+    rows, cols = grid_axes(height, width, step)
+    nan_count = [0]
+
+    def count_nan(vals: np.ndarray) -> None:
+        nan_count[0] += int(np.isnan(vals).sum())
+
+    raw = read_grid(cube, rows, cols, on_block=count_nan if check_nan else None)[idx]
+    if nan_count[0]:
+        raise CubeValidationError(f"{nan_count[0]} NaN values but nodata is not NaN (fill them or set nodata to NaN)", source)
     bad = np.isnan(raw) if np.issubdtype(raw.dtype, np.floating) else np.zeros(raw.shape, bool)
     if nodata is not None and not np.isnan(nodata):
         bad |= raw == nodata

@@ -142,30 +142,16 @@ def _scene_matrix(cube: xr.DataArray, max_pixels: int | None = None, progress: b
     keeps it within ``max_pixels`` (1, the whole scene, when None or when the scene is small). Read in
     row blocks, so only the grid is held in memory; ``progress``: a bar over the blocks on a terminal.
     """
-    from hsikit.engine.progress import Progress
+    from hsikit.engine.grid import grid_axes, read_grid
 
     height, width = cube.sizes[Y], cube.sizes[X]
     step = 1 if max_pixels is None else max(1, int(np.sqrt(height * width / max_pixels)))
-    while max_pixels is not None and len(range(step // 2, height, step)) * len(range(step // 2, width, step)) > max_pixels:
+    while max_pixels is not None and np.prod([a.size for a in grid_axes(height, width, step)]) > max_pixels:
         step += 1
-    rows = np.arange(step // 2, height, step)
-    cols = np.arange(step // 2, width, step)
+    rows, cols = grid_axes(height, width, step)
+    raw = read_grid(cube, rows, cols, block_values=2**24, progress=progress, description="unmix: reading the sample")
     scale, offset = _scale_offset(cube)
-    nd = cube.rio.nodata
-    block = max(1, 2**24 // max(1, cube.sizes[BAND] * width))
-    values, valids = [], []
-    starts = [r0 for r0 in range(0, height, block) if ((rows >= r0) & (rows < r0 + block)).any()]
-    bar = Progress(len(starts), progress, "unmix: reading the sample")
-    for r0 in starts:
-        take = rows[(rows >= r0) & (rows < r0 + block)] - r0
-        raw = np.asarray(cube.isel({Y: slice(r0, r0 + block)}).values)[:, take][:, :, cols]
-        v, ok = _physical(raw, scale, offset, nd)
-        values.append(v)
-        valids.append(ok)
-        bar.update()
-    bar.close()
-    grid = np.concatenate(values, axis=1)
-    valid = np.concatenate(valids, axis=0)
+    grid, valid = _physical(raw, scale, offset, cube.rio.nodata)
     if not valid.any():
         raise UsageError("the scene has no valid pixel (all nodata or NaN)")
     return grid[:, valid], valid, step
@@ -270,8 +256,7 @@ def _extract(method: str, Ys: np.ndarray, valid: np.ndarray, step: int, k: int, 
         raise UsageError(f"unknown unmixing method {method!r} (use one of {', '.join(methods())})")
     ex = extract(as_tensor(Ys, device=device), k, extractor, seed=seed)
     r, c = np.nonzero(valid)
-    first = step // 2 if step > 1 else 0
-    picked = [[int(first + step * r[i]), int(first + step * c[i])] for i in ex.indices.tolist()]
+    picked = [[int(step // 2 + step * r[i]), int(step // 2 + step * c[i])] for i in ex.indices.tolist()]
     return ex.endmembers, {"endmember_pixels_yx": picked}
 
 
