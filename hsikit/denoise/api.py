@@ -80,17 +80,6 @@ class DenoiseResult:
                 f"(min {s.min():.4g}, max {s.max():.4g}){sub}")
 
 
-class _ArraySink:
-    """In-memory sink for :func:`hsikit.engine.run.run_tiled`."""
-
-    def __init__(self, count: int, height: int, width: int) -> None:
-        self.data = np.empty((count, height, width), np.float32)
-
-    def write(self, array: np.ndarray, window: Any) -> None:
-        r, c = int(window.row_off), int(window.col_off)
-        self.data[:, r : r + int(window.height), c : c + int(window.width)] = array
-
-
 def _open(cube_or_path: Any) -> tuple[xr.DataArray, str]:
     if isinstance(cube_or_path, xr.DataArray):
         return cube_or_path, str(cube_or_path.attrs.get("source", "") or "cube")
@@ -380,9 +369,9 @@ def denoise(
         result_cube = None
     else:
         from hsikit.cube import to_reflectance
-        from hsikit.engine.run import run_tiled
+        from hsikit.engine.run import ArraySink, run_tiled
 
-        sink = _ArraySink(meta.count, meta.height, meta.width)
+        sink = ArraySink(meta.count, meta.height, meta.width)
         stats_run = run_tiled(cube, fn, sink, out_bands=meta.count, tile=tile, halo=overlap, batch_size=batch_size,
                               nodata_out=np.nan, fill_value=fill, out_dtype=np.float32, progress=progress,
                                description="denoise")

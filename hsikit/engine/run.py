@@ -32,6 +32,17 @@ class Sink(Protocol):
     def write(self, array: np.ndarray, window: Window) -> None: ...
 
 
+class ArraySink:
+    """An in-memory :class:`Sink`: ``data`` (count, height, width) float32, filled window by window."""
+
+    def __init__(self, count: int, height: int, width: int) -> None:
+        self.data = np.empty((count, height, width), np.float32)
+
+    def write(self, array: np.ndarray, window: Window) -> None:
+        r, c = int(window.row_off), int(window.col_off)
+        self.data[:, r : r + int(window.height), c : c + int(window.width)] = array
+
+
 class Cancelled(Exception):
     """Raised when the progress callback asks to stop; the output is then not written."""
 

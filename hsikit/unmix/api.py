@@ -427,17 +427,6 @@ class _CountingSink:
         self.inner.write(array, window)
 
 
-class _ArraySink:
-    """In-memory sink of the abundance pass (no output file)."""
-
-    def __init__(self, count: int, height: int, width: int) -> None:
-        self.data = np.full((count, height, width), np.nan, np.float32)
-
-    def write(self, array: np.ndarray, window: Any) -> None:
-        r, c = int(window.row_off), int(window.col_off)
-        self.data[:, r : r + int(window.height), c : c + int(window.width)] = array
-
-
 def _abundance_pass(cube: xr.DataArray, fn: Any, K: int, names: list[str], method: str, paths: dict[str, Path] | None,
                     overwrite: bool, progress: Any) -> tuple[xr.DataArray, xr.DataArray, Any, int]:
     """Run the per-window solver over the good-band cube -> (abundances, residual_rmse, engine stats, valid pixels).
@@ -445,14 +434,14 @@ def _abundance_pass(cube: xr.DataArray, fn: Any, K: int, names: list[str], metho
     With ``paths`` the windows stream into the COG and the returned maps read it lazily; otherwise
     they fill an in-memory array.
     """
-    from hsikit.engine.run import run_tiled
+    from hsikit.engine.run import ArraySink, run_tiled
 
     nd = cube.rio.nodata
     fill = nd if nd is not None else np.nan
     kw = dict(out_bands=K + 1, tile=TILE, halo=0, batch_size=1, fill_value=fill, out_dtype=np.float32,
               progress=progress, description="unmix windows")
     if paths is None:
-        array = _ArraySink(K + 1, cube.sizes[Y], cube.sizes[X])
+        array = ArraySink(K + 1, cube.sizes[Y], cube.sizes[X])
         sink = _CountingSink(array)
         stats = run_tiled(cube, fn, sink, **kw)
         a_map = _spatial(array.data[:K], ("endmember", Y, X), cube, {"endmember": names}, "abundance")
