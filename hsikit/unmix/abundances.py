@@ -257,11 +257,10 @@ def _constrained(E: Any, Y: Any, sum_to_one: bool, tol: float, max_iter: int | N
     on_cpu = not (isinstance(Yn, torch.Tensor) and Yn.device.type != "cpu")
     if on_cpu and dtype == torch.float64:
         # the compiled CPU solver reads float32 or float64 spectra in place (no float64 copy of the cube)
-        # (numpy throughout: a call on a scene takes under a millisecond, and a first torch op after
-        # idle time costs tens of microseconds)
+        # (the checks in numpy: a call on a scene takes under a millisecond, and torch's reductions
+        # cost tens of microseconds cold)
         Ya = Yn.numpy() if isinstance(Yn, torch.Tensor) else np.asarray(Yn)
-        En = E.data if hasattr(E, "dims") and hasattr(E, "data") else E
-        Ea = np.asarray(En.detach().cpu().numpy() if isinstance(En, torch.Tensor) else En, dtype=np.float64)
+        Ea = as_tensor(E, torch.float64).cpu().numpy()
         _check(Ea, Ya)
         if qp_cpu.available(Ea.shape[1]):
             iters = _iterations(tol, max_iter, Ea.shape[1])
