@@ -6,7 +6,10 @@ the peak RSS of each run and their ratio. Each scene is made and processed in it
 the numbers are the engine's alone. Target: ratio <= 1.2 (memory depends on tile and batch size,
 not on the scene).
 
-    python scripts/bench/engine_memory.py [--sizes 1000 4000] [--bands 50] [--workdir DIR]
+``--task unmix`` runs ``hsikit.unmix(scene, 4, method="vca-fcls", out=...)`` instead (endmembers from
+the grid sample, abundances window by window), the whole task in the measured process.
+
+    python scripts/bench/engine_memory.py [--sizes 1000 4000] [--bands 50] [--workdir DIR] [--task unmix]
 """
 
 from __future__ import annotations
@@ -65,6 +68,16 @@ def run_engine(src: Path, dst: Path, tile: int, batch: int) -> dict:
     return {"seconds": time.perf_counter() - t0, "peak_rss_mb": peak_mb, "tiles": stats.tiles}
 
 
+def run_unmix(src: Path, dst: Path) -> dict:
+    """``hsikit.unmix`` of ``src`` into ``dst`` (4 endmembers, VCA + FCLS); timing and peak RSS."""
+    import hsikit
+
+    t0 = time.perf_counter()
+    r = hsikit.unmix(src, 4, method="vca-fcls", out=dst)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": time.perf_counter() - t0, "peak_rss_mb": peak_mb, "tiles": int(r.info.get("windows", 0))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000])
@@ -72,6 +85,7 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=256)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--task", choices=("smooth", "unmix"), default="smooth")
     ap.add_argument("--_make", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--_run", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -79,7 +93,9 @@ def main() -> None:
         make_scene(Path(args._make[0]), int(args._make[1]), args.bands)
         return
     if args._run:
-        print(json.dumps(run_engine(Path(args._run[0]), Path(args._run[1]), args.tile, args.batch)))
+        src, dst = Path(args._run[0]), Path(args._run[1])
+        res = run_unmix(src, dst) if args.task == "unmix" else run_engine(src, dst, args.tile, args.batch)
+        print(json.dumps(res))
         return
     work = args.workdir or Path(tempfile.mkdtemp(prefix="hsikit-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -89,13 +105,15 @@ def main() -> None:
         if not src.exists():
             subprocess.run([sys.executable, __file__, "--bands", str(args.bands), "--_make", str(src), str(size)], check=True)
         out = subprocess.run([sys.executable, __file__, "--tile", str(args.tile), "--batch", str(args.batch),
-                              "--_run", str(src), str(dst)], check=True, capture_output=True, text=True)
+                              "--task", args.task, "--_run", str(src), str(dst)], check=True, capture_output=True, text=True)
         res = json.loads(out.stdout.strip().splitlines()[-1])
         res.update(size=size, file_mb=src.stat().st_size / 2**20, raw_mb=size * size * args.bands * 2 / 2**20)
         rows.append(res)
-        for p in (dst,):
+        for p in (dst, dst.with_name(dst.stem + "_endmembers.csv"), dst.with_name(dst.stem + "_endmembers.png")):
             p.unlink(missing_ok=True)
-    print(f"engine memory, {args.bands} bands int16, tile {args.tile}, halo 1, batch {args.batch}, 3x3 mean, COG output")
+    what = ("hsikit.unmix, 4 endmembers, vca-fcls" if args.task == "unmix"
+            else f"tile {args.tile}, halo 1, batch {args.batch}, 3x3 mean")
+    print(f"engine memory, {args.bands} bands int16, {what}, COG output")
     print(f"{'scene':>11} {'raw MB':>8} {'tiles':>6} {'seconds':>8} {'peak RSS MB':>12} {'ratio':>6}")
     for r in rows:
         print(f"{r['size']:>5}x{r['size']:<5} {r['raw_mb']:>8.0f} {r['tiles']:>6} {r['seconds']:>8.1f} "
