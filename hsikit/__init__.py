@@ -28,6 +28,7 @@ _API = {
     "fit_classifier": ("hsikit.classify.api", "fit_classifier"),
     "unmix": ("hsikit.unmix.api", "unmix"),
     "pansharpen": ("hsikit.pansharpen.api", "pansharpen"),
+    "super_resolve": ("hsikit.superres.api", "super_resolve"),
 }
 
 __all__ = ["__version__", *_API]

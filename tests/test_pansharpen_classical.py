@@ -10,7 +10,7 @@ import torch
 
 from hsikit.errors import UsageError
 from hsikit.pansharpen.classical import METHODS, apply, fit, fuse, halo
-from hsikit.pansharpen.resample import centre_phase, upsample
+from hsikit.data.resample import centre_phase, upsample
 
 MRA = ("mtf-glp", "mtf-glp-fs", "mtf-glp-hpm")
 

@@ -103,7 +103,7 @@ def test_cli_unmix_and_one_line_errors(tile: Path, tmp_path: Path, capsys: pytes
     assert main(["unmix", str(tile), str(out), "--endmembers", "3", "--method", "sivm-fcls", "--seed", "2"]) == 0
     assert "wrote" in capsys.readouterr().out and out.exists() and (tmp_path / "f_endmembers.png").exists()
     cases = [
-        (["--endmembers", "300"], "only 218 bands"),
+        (["--endmembers", "300"], f"{tile.name}: 300 endmembers requested but the scene has only 218 bands"),
         (["--endmembers", "x"], "integer or 'auto'"),
         (["--method", "magic", "--endmembers", "3"], "unknown unmixing method"),
         (["--method", "vca-fcls", "--lam", "1"], "--lam applies"),
@@ -119,7 +119,7 @@ def test_cli_k_larger_than_pixels(tmp_path: Path, capsys: pytest.CaptureFixture[
     src = tmp_path / "tiny.tif"
     hsikit.save(cube, src)
     assert main(["unmix", str(src), str(tmp_path / "o.tif"), "--endmembers", "7"]) == 2
-    assert "only 6 valid pixels" in capsys.readouterr().err
+    assert "tiny.tif: 7 endmembers requested but the scene has only 6 valid pixels" in capsys.readouterr().err
 
 
 def test_cli_library_errors_exit_2(tile: Path, shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

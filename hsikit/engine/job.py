@@ -9,6 +9,7 @@ existing output untouched and no temporary file behind.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from affine import Affine
 
 from hsikit.cube import BAND, X, Y
 from hsikit.engine.run import RunStats, TileFunction, run_tiled
@@ -31,9 +33,10 @@ def output_meta(
     dtype: Any = np.float32,
     nodata: float | None = None,
     keep_band_metadata: bool = True,
+    refine: int = 1,
     **band_fields: Any,
 ) -> RasterMeta:
-    """RasterMeta of an output on the grid of ``cube`` (band, y, x).
+    """RasterMeta of an output on the grid of ``cube`` (band, y, x), or on that grid refined ``refine`` times.
 
     Parameters
     ----------
@@ -50,10 +53,15 @@ def output_meta(
     keep_band_metadata
         With ``out_bands`` equal to the input's, keep wavelength/fwhm/bbl/names (a denoised cube);
         else the bands are new quantities (abundances, classes) with only ``names``.
+    refine
+        Integer refinement of the grid (super-resolution): ``refine`` times the rows and columns,
+        pixels ``refine`` times smaller, same upper-left corner and extent.
     **band_fields
-        ``wavelength``, ``fwhm``, ``bbl``, ``colormap``, ... of the new bands.
+        ``wavelength``, ``fwhm``, ``bbl``, ``colormap``, ``scale`` (per-band value scale), ... of the new bands.
     """
     meta = RasterMeta.from_cube(cube)
+    if refine != 1:
+        meta = refine_meta(meta, refine)
     n = meta.count if out_bands is None else int(out_bands)
     dtype = np.dtype(dtype)
     if nodata is None:
@@ -65,6 +73,15 @@ def output_meta(
     if names is not None and len(names) != n:
         raise UsageError(f"{len(names)} band names for {n} output bands")
     return meta.with_bands(n, names=list(names) if names is not None else None, dtype=dtype, nodata=nodata, **band_fields)
+
+
+def refine_meta(meta: RasterMeta, scale: int) -> RasterMeta:
+    """``meta`` on its grid refined ``scale`` times (same corner and extent, pixels ``scale`` times smaller)."""
+    s = int(scale)
+    if s != scale or s < 1:
+        raise UsageError(f"scale must be a positive integer, got {scale}")
+    transform = None if meta.transform is None else meta.transform * Affine.scale(1 / s)
+    return dataclasses.replace(meta, height=meta.height * s, width=meta.width * s, transform=transform)
 
 
 def run_scene(
@@ -82,20 +99,24 @@ def run_scene(
     fill_value: float = 0.0,
     progress: bool | Callable[[int, int], bool | None] = True,
     description: str = "tiles",
+    scale: int = 1,
 ) -> RunStats:
     """Stream ``fn`` over ``cube`` (band, y, x) into a COG at ``out_path`` described by ``meta``.
 
-    ``fn`` maps a batch (B, C_in, tile + 2 halo, tile + 2 halo) to (B, meta.count, same h, w);
+    ``fn`` maps a batch (B, C_in, tile + 2 halo, tile + 2 halo) to (B, meta.count, scale h, scale w)
+    (``scale`` > 1: the output grid is the input grid refined, :func:`refine_meta`);
     nodata pixels of the input are filled with ``fill_value`` before ``fn`` and written as
     ``meta.nodata``. Returns the engine's :class:`RunStats`.
     """
     if cube.dims != (BAND, Y, X):
         raise UsageError(f"expected a (band, y, x) cube, got dims {cube.dims}")
-    if (meta.height, meta.width) != (cube.sizes[Y], cube.sizes[X]):
-        raise UsageError(f"output grid {meta.height}x{meta.width} differs from the input {cube.sizes[Y]}x{cube.sizes[X]}")
+    want = (scale * cube.sizes[Y], scale * cube.sizes[X])
+    if (meta.height, meta.width) != want:
+        raise UsageError(f"output grid {meta.height}x{meta.width} differs from the input's {cube.sizes[Y]}x{cube.sizes[X]}"
+                         + (f" refined {scale} times" if scale != 1 else ""))
     with GeoTiffWriter(Path(out_path), meta, cog=cog, overwrite=overwrite, overview_resampling=overview_resampling) as sink:
         return run_tiled(
             cube, fn, sink, out_bands=meta.count, tile=tile, halo=halo, batch_size=batch_size,
             nodata_out=meta.nodata, fill_value=fill_value, out_dtype=meta.dtype, progress=progress,
-            description=description,
+            description=description, scale=scale,
         )

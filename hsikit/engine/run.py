@@ -100,6 +100,7 @@ def run_tiled(
     out_dtype: np.dtype | type = np.float32,
     progress: bool | Callable[[int, int], bool | None] = True,
     description: str = "tiles",
+    scale: int = 1,
 ) -> RunStats:
     """Run ``fn`` over a (band, y, x) cube tile by tile and stream the result into ``sink``.
 
@@ -108,9 +109,10 @@ def run_tiled(
     source
         The input cube, (band, y, x); lazy (dask) cubes are read one window at a time.
     fn
-        Method on a batch, (B, C_in, H, W) -> (B, out_bands, H, W), same H, W (H = tile + 2 halo).
+        Method on a batch, (B, C_in, H, W) -> (B, out_bands, scale H, scale W) (H = tile + 2 halo).
     sink
-        Where core windows go: ``sink.write(array (out_bands, h, w), window)``.
+        Where core windows go: ``sink.write(array (out_bands, h, w), window)``; with ``scale`` > 1
+        the windows are on the output grid, ``scale`` times finer than the input's.
     out_bands
         Number of output bands.
     tile, halo, batch_size
@@ -128,6 +130,9 @@ def run_tiled(
         ``(done, total) -> bool | None`` is called after each batch and may return False to cancel.
     description
         Label of the progress bar.
+    scale
+        Integer factor between the output grid and the input grid (super-resolution); a nodata
+        input pixel marks its ``scale`` x ``scale`` output pixels.
 
     Returns
     -------
@@ -135,6 +140,9 @@ def run_tiled(
     """
     if source.dims != (BAND, Y, X):
         raise ValueError(f"run_tiled needs a (band, y, x) cube, got dims {source.dims}")
+    if int(scale) != scale or scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale}")
+    s = int(scale)
     t0 = time.perf_counter()
     height, width = source.sizes[Y], source.sizes[X]
     nd_in = source.rio.nodata if nodata_in is None else nodata_in
@@ -161,26 +169,40 @@ def run_tiled(
             if work:
                 stack = np.stack([prepared[k][0] for k in work])
                 out = np.asarray(fn(stack))
-                if out.shape[0] != len(work) or out.shape[1] != out_bands or out.shape[2:] != stack.shape[2:]:
-                    raise ValueError(f"method returned shape {out.shape}, expected ({len(work)}, {out_bands}, {stack.shape[2]}, {stack.shape[3]})")
+                want = (len(work), out_bands, s * stack.shape[2], s * stack.shape[3])
+                if out.shape != want:
+                    raise ValueError(f"method returned shape {out.shape}, expected {want}")
                 results = {k: out[j] for j, k in enumerate(work)}
             for k, t in enumerate(batch):
                 rows, cols = t.crop
                 if k in results:
-                    core = results[k][:, rows, cols].astype(out_dtype, copy=True)
+                    out_rows, out_cols = slice(s * rows.start, s * rows.stop), slice(s * cols.start, s * cols.stop)
+                    core = results[k][:, out_rows, out_cols].astype(out_dtype, copy=True)
                     mask = ~valid[k][rows, cols]
                     if mask.any():
-                        core[:, mask] = nodata_out
+                        core[:, _refine(mask, s)] = nodata_out
                 else:
                     skipped += 1
-                    core = np.full((out_bands, int(t.core.height), int(t.core.width)), nodata_out, out_dtype)
-                sink.write(core, t.core)
+                    core = np.full((out_bands, s * int(t.core.height), s * int(t.core.width)), nodata_out, out_dtype)
+                sink.write(core, _refine_window(t.core, s))
             if reporter.update(len(batch)) is False:
                 pool.shutdown(wait=True, cancel_futures=True)
                 reporter.close()
                 raise Cancelled("cancelled by the caller")
     reporter.close()
     return RunStats(tiles=len(tiles), tiles_skipped=skipped, pixels=height * width, seconds=time.perf_counter() - t0)
+
+
+def _refine(mask: np.ndarray, scale: int) -> np.ndarray:
+    """(h, w) -> (scale h, scale w): each pixel becomes a scale x scale block."""
+    return mask if scale == 1 else np.repeat(np.repeat(mask, scale, axis=0), scale, axis=1)
+
+
+def _refine_window(window: Window, scale: int) -> Window:
+    """The window on the grid ``scale`` times finer (same extent)."""
+    if scale == 1:
+        return window
+    return Window(window.col_off * scale, window.row_off * scale, window.width * scale, window.height * scale)
 
 
 def _bad(values: np.ndarray, nodata: float | None) -> np.ndarray | None:

@@ -1,7 +1,7 @@
 """Classical pansharpening: interpolation baseline, component substitution and multiresolution analysis.
 
 Notation: ``M`` the low-resolution cube ``(B, h, w)``, ``P`` the PAN ``(H, W) = (h r, w r)``,
-``M~ = up(M)`` the cube upsampled to the PAN grid (:func:`hsikit.pansharpen.resample.upsample`,
+``M~ = up(M)`` the cube upsampled to the PAN grid (:func:`hsikit.data.resample.upsample`,
 cubic convolution), ``LP_g`` the Gaussian MTF-matched low-pass with gain ``g`` at the LR Nyquist
 frequency (:func:`hsikit.data.degrade.blur`), ``down`` the decimation by ``r`` at ``offset``.
 ``mean``/``std``/``cov`` are over all pixels of the scene.
@@ -72,7 +72,7 @@ import torch
 from hsikit.data.degrade import blur, blur_decimate
 from hsikit.errors import UsageError
 from hsikit.metrics.mtf import GNYQ_HS, gnyq_vector
-from hsikit.pansharpen.resample import centre_phase, upsample
+from hsikit.data.resample import centre_phase, upsample
 
 #: Method names, in the order of the benchmark tables.
 METHODS = ("bicubic", "gsa", "bt-h", "mtf-glp", "mtf-glp-fs", "mtf-glp-hpm")
@@ -87,7 +87,7 @@ class Fusion:
     """Scene-wide parameters of one method (from :func:`fit`), applied to windows by :func:`apply`.
 
     ``offset`` is the decimation phase of the PAN pyramid, ``phase`` the HR position of LR sample 0
-    used to upsample the cube (:mod:`hsikit.pansharpen.resample`); ``params`` holds float64 tensors.
+    used to upsample the cube (:mod:`hsikit.data.resample`); ``params`` holds float64 tensors.
     """
 
     method: str

@@ -14,7 +14,6 @@ to bands and compared (MSE) with the clean crop.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -24,17 +23,12 @@ import torch
 from torch.utils.data import Dataset, IterableDataset
 
 from hsikit.data.degrade import parse_noise
+from hsikit.train.entry import cosine_adam, dihedral
 
 #: Training degradations (one drawn per crop).
 TRAIN_RECIPES = ("gaussian:0.02-0.3", "noniid", "complex", "mixture")
 #: Validation degradations (fixed seeds).
 VAL_RECIPES = ("gaussian:0.1", "mixture")
-
-
-def _dihedral(x: np.ndarray, mode: int) -> np.ndarray:
-    if mode & 4:
-        x = x[..., ::-1, :]
-    return np.rot90(x, mode & 3, axes=(-2, -1))
 
 
 class CropStream(IterableDataset):
@@ -73,7 +67,7 @@ class CropStream(IterableDataset):
             bands = np.sort(rng.choice(C, n, replace=False))
             h, w = min(H, self.crop), min(W, self.crop)
             r0, c0 = int(rng.integers(H - h + 1)), int(rng.integers(W - w + 1))
-            x = _dihedral(data[bands, r0 : r0 + h, c0 : c0 + w], int(rng.integers(8)))
+            x = dihedral(data[bands, r0 : r0 + h, c0 : c0 + w], int(rng.integers(8)))
             clean = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
             noisy = recipes[int(rng.integers(len(recipes)))](clean, gen).float()
             yield {"clean": clean, "noisy": noisy, "wavelength": torch.from_numpy(wl[bands].astype(np.float32))}
@@ -215,15 +209,7 @@ class SubspaceDenoiseModule(L.LightningModule):
         self.val_scores = []
 
     def configure_optimizers(self) -> Any:
-        opt = torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr)
-        lr, lo, n = self.hparams.lr, self.hparams.lr_min, max(1, self.hparams.lr_steps)
-
-        def factor(step: int) -> float:
-            t = min(step, n) / n
-            return (lo + 0.5 * (lr - lo) * (1 + math.cos(math.pi * t))) / lr
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return cosine_adam(self.model.parameters(), self.hparams.lr, self.hparams.lr_min, self.hparams.lr_steps)
 
 
 def init_from(module: SubspaceDenoiseModule, folder: str | Any) -> None:

@@ -9,14 +9,39 @@ A run folder holds ``checkpoints/last.ckpt`` (written every ``checkpoint_minutes
 from __future__ import annotations
 
 import json
+import math
 import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 CKPT_DIR = "checkpoints"
 LAST = "last.ckpt"
 BEST = "best.ckpt"
+
+
+def dihedral(x: np.ndarray, mode: int) -> np.ndarray:
+    """One of the 8 flips/rotations of the last two axes (``mode`` 0-7; bit 2 flips rows first)."""
+    if mode & 4:
+        x = x[..., ::-1, :]
+    return np.rot90(x, mode & 3, axes=(-2, -1))
+
+
+def cosine_adam(params: Any, lr: float, lr_min: float, steps: int) -> dict[str, Any]:
+    """Lightning optimiser config: Adam at ``lr``, cosine-annealed per step to ``lr_min`` over ``steps``."""
+    import torch
+
+    opt = torch.optim.Adam(params, lr=lr)
+    n = max(1, int(steps))
+
+    def factor(step: int) -> float:
+        t = min(step, n) / n
+        return (lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * t))) / lr
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
 def last_checkpoint(run_dir: str | os.PathLike) -> Path | None:

@@ -44,7 +44,7 @@ import torch
 import xarray as xr
 
 from hsikit.cube import BAND, X, Y
-from hsikit.errors import MetadataError, UsageError
+from hsikit.errors import InputError, MetadataError, UsageError
 
 BLIND = ("rrlbs", "autoencoder")
 #: Most pixels that the K estimate and the endmember extraction read (a regular grid of the scene).
@@ -190,7 +190,7 @@ def _library(library: Any, cube: xr.DataArray) -> tuple[np.ndarray, list[str], n
     return D[used], names, used
 
 
-def _choose_k(n_endmembers: Any, Yv: np.ndarray, k_method: str) -> tuple[int, str]:
+def _choose_k(n_endmembers: Any, Yv: np.ndarray, k_method: str, source: str | None = None) -> tuple[int, str]:
     from hsikit.unmix.endmembers import check_k
     from hsikit.unmix.estimate_k import estimate_n_endmembers
 
@@ -201,7 +201,12 @@ def _choose_k(n_endmembers: Any, Yv: np.ndarray, k_method: str) -> tuple[int, st
     if isinstance(n_endmembers, bool) or not isinstance(n_endmembers, (int, np.integer)):
         raise UsageError(f"n_endmembers must be an integer or 'auto', got {n_endmembers!r}")
     k = int(n_endmembers)
-    check_k((Yv.shape[0], Yv.shape[1]), k)
+    try:
+        check_k((Yv.shape[0], Yv.shape[1]), k)
+    except UsageError as err:  # K against this scene's bands or valid pixels: name the scene
+        if source is None:
+            raise
+        raise InputError(str(err), source) from None
     return k, "given"
 
 
@@ -560,7 +565,7 @@ def unmix(
         names = endmember_names or lib_names
         info["k_source"] = "library"
     else:
-        k, info["k_source"] = _choose_k(n_endmembers, Ys, k_method)
+        k, info["k_source"] = _choose_k(n_endmembers, Ys, k_method, cube.attrs.get("source") or None)
         names = endmember_names or [f"endmember_{i + 1}" for i in range(k)]
     sub = cube.isel({BAND: np.flatnonzero(band_used)})
     guidance = None

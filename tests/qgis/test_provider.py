@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-ALGORITHMS = {"info", "denoise", "unmix", "classify", "pansharpen", "evaluate"}
+ALGORITHMS = {"info", "denoise", "unmix", "classify", "pansharpen", "super_resolve", "evaluate"}
 
 
 def test_provider_lists_the_task_algorithms(qgis_app) -> None:
@@ -44,6 +44,14 @@ def test_enum_choices_come_from_the_hsikit_registries(qgis_app) -> None:
     assert options["denoise"]["MODEL"][0] == DEFAULT_MODEL == "hsdt-s-sub"  # released weights in models/
     assert sorted(options["denoise"]["MODEL"]) == ["fasthyde", "hsdt-m-sub", "hsdt-s-sub", "lrmr"]
     assert options["denoise"]["SPARSE"] == ["off", "auto"]  # off first: the API's default
+    import hsikit.superres.subspace  # noqa: F401  (registers the learned models)
+    from hsikit.superres.api import DEFAULT_MODEL as SR_DEFAULT
+    from hsikit.zoo import released_models
+
+    # the API's default (auto) first, bicubic always, a learned model once models/<name>/model.safetensors is there
+    assert options["super_resolve"]["MODEL"] == [SR_DEFAULT, "bicubic", *released_models("superres")]
+    assert SR_DEFAULT == "auto"
+    assert options["super_resolve"]["DEVICE"] == ["auto", "cpu", "cuda"]
 
 
 def test_info_on_a_real_enmap_tile(run, enmap_tile: Path, tmp_path: Path) -> None:

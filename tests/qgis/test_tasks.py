@@ -150,3 +150,37 @@ def test_denoise_sparse_option_reaches_the_api(run, enmap_tile: Path, tmp_path: 
     direct = hsikit.denoise(enmap_tile, "fasthyde", sparse="auto", progress=False, device="cpu")
     with rasterio.open(out) as d:
         np.testing.assert_array_equal(d.read(), direct.cube.values)
+
+
+def test_super_resolve_bicubic_onto_a_finer_grid(run, enmap_tile: Path, tmp_path: Path) -> None:
+    """bicubic x2: 224 x 64 x 64 on the source's CRS and corner, pixels half as large, as the API gives."""
+    import hsikit
+
+    out = tmp_path / "sr.tif"
+    res, feedback = run("hsikit:super_resolve", {"INPUT": str(enmap_tile), "SCALE": 2, "OUTPUT": str(out),
+                                                 "MODEL": _index("hsikit:super_resolve", "MODEL", "bicubic")})
+    assert res["OUTPUT"] == str(out) and res["TILES"] >= 1 and feedback.progress[-1] == pytest.approx(100)
+    sr, src = hsikit.open(out), hsikit.open(enmap_tile)
+    assert sr.shape == (224, 64, 64) and sr.rio.crs == src.rio.crs
+    assert sr.rio.resolution() == pytest.approx(tuple(r / 2 for r in src.rio.resolution()))
+    assert sr.rio.transform()[2] == src.rio.transform()[2] and sr.rio.transform()[5] == src.rio.transform()[5]
+    direct = hsikit.super_resolve(enmap_tile, 2, "bicubic", progress=False, device="cpu")
+    np.testing.assert_allclose(sr.values, direct.cube.values, rtol=1e-6, atol=1e-7, equal_nan=True)
+
+
+def test_super_resolve_learned_model_at_the_wrong_scale_fails(run, enmap_tile: Path, tmp_path: Path) -> None:
+    """A learned model runs only at its own scale (3): scale 2 gives hsikit's one-line message."""
+    from qgis.core import QgsProcessingException
+
+    import hsikit.superres.subspace  # noqa: F401  (registers the learned models)
+    from hsikit.superres.api import LEARNED_BY_SCALE
+    from hsikit.zoo import released_models
+
+    model = LEARNED_BY_SCALE[3]
+    if model not in released_models("superres"):
+        pytest.skip(f"{model} not released (no models/{model}/model.safetensors)")
+    out = tmp_path / "never.tif"
+    with pytest.raises(QgsProcessingException, match="by 3, not 2") as err:
+        run("hsikit:super_resolve", {"INPUT": str(enmap_tile), "SCALE": 2, "OUTPUT": str(out),
+                                     "MODEL": _index("hsikit:super_resolve", "MODEL", model)})
+    assert "\n" not in str(err.value) and not out.exists()

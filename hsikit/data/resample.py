@@ -1,4 +1,4 @@
-"""Resampling between the low- and high-resolution grids of a pansharpening pair.
+"""Resampling between a low- and a high-resolution grid (pansharpening, super-resolution).
 
 Grids: a low-resolution (LR) image of ``h`` x ``w`` pixels and a high-resolution (HR) image of
 ``h r`` x ``w r`` pixels cover the same extent. LR sample ``i`` lies at HR pixel index ``i r + phase``
