@@ -18,7 +18,6 @@ Data: the train split of :mod:`hsikit.data.datasets.catalog` degraded by the Wal
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -55,18 +54,10 @@ def train(args: argparse.Namespace) -> None:
 
 
 def export(args: argparse.Namespace) -> None:
+    from hsikit.train.entry import export_best
     from hsikit.train.superres import SubspaceSRModule
-    from hsikit.zoo import save_model
 
-    run = Path(args.run)
-    ckpt = Path(args.checkpoint) if args.checkpoint else run / "checkpoints" / "best.ckpt"
-    module = SubspaceSRModule.load_from_checkpoint(str(ckpt), map_location="cpu")
-    state = torch.load(str(ckpt), map_location="cpu", weights_only=False)
-    hp = module.hparams
-    extra = {"checkpoint": ckpt.name, "global_step": int(state.get("global_step", 0)),
-             "run_config": json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}}
-    save_model(module.model, args.out, name=hp["model_name"], config=dict(hp["model_config"]), extra=extra)
-    print(f"exported {ckpt} (step {extra['global_step']}) -> {args.out}")
+    print(export_best(SubspaceSRModule, args.run, args.out, args.checkpoint))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -105,7 +105,7 @@ def test_cli_summary_and_bad_inputs(noisy_tile, tmp_path, capsys, enmap_tile):
 
 
 def test_api_errors_without_files():
-    with pytest.raises(UsageError, match="2-D"):
+    with pytest.raises(InputError, match="single-band \(2-D\) image cannot be denoised"):  # a 2-D array is one band
         hsikit.denoise(np.zeros((16, 16), np.float32))
     with pytest.raises(InputError, match="weights"):
         hsikit.denoise(np.random.default_rng(0).random((8, 16, 16)).astype(np.float32), "hsdt-m")

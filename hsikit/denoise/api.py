@@ -80,23 +80,6 @@ class DenoiseResult:
                 f"(min {s.min():.4g}, max {s.max():.4g}){sub}")
 
 
-def _open(cube_or_path: Any) -> tuple[xr.DataArray, str]:
-    if isinstance(cube_or_path, xr.DataArray):
-        return cube_or_path, str(cube_or_path.attrs.get("source", "") or "cube")
-    if isinstance(cube_or_path, (str, os.PathLike)):
-        from hsikit.io import open_cube
-
-        return open_cube(cube_or_path), str(cube_or_path)
-    arr = np.asarray(cube_or_path)
-    if arr.ndim == 2:
-        raise UsageError("a 2-D image cannot be denoised spectrally: give a (band, y, x) cube")
-    if arr.ndim != 3:
-        raise UsageError(f"expected a (band, y, x) cube, got a {arr.ndim}-D array")
-    from hsikit.cube import make_cube
-
-    return make_cube(arr), "array"
-
-
 def _resolve_model(model: str, weights: str | os.PathLike | None = None) -> Any:
     """A classical name, or a learned zoo model (eval mode) with its released weights or ``weights``."""
     name = str(model).strip().lower()
@@ -291,7 +274,9 @@ def denoise(
         Timing, tiles, the sigma used and (without ``out``) the denoised float32 cube.
     """
     t0 = time.perf_counter()
-    cube, source = _open(cube_or_path)
+    from hsikit.io import as_cube
+
+    cube, source = as_cube(cube_or_path)
     if cube.dims != (BAND, Y, X):
         raise UsageError(f"expected a (band, y, x) cube, got dims {cube.dims}")
     if bands not in ("valid", "all"):

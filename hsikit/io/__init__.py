@@ -154,6 +154,28 @@ def open_cube(path: str | os.PathLike, *, format: str | None = None, bands: str 
     return select_bands(reader(path, **opts), bands)
 
 
+def as_cube(obj: Any) -> tuple[xr.DataArray, str]:
+    """(cube, source label) of what a task function was given: a path, a cube, or a (band, y, x) array.
+
+    A path is opened with :func:`open_cube` and labelled by itself; a cube keeps its ``source`` attr
+    (else ``"cube"``); an array becomes a cube without metadata (a 2-D array one band), labelled ``"array"``.
+    """
+    if isinstance(obj, xr.DataArray):
+        return obj, str(obj.attrs.get("source", "") or "cube")
+    if isinstance(obj, (str, os.PathLike)):
+        return open_cube(obj), str(obj)
+    import numpy as np
+
+    from hsikit.cube import make_cube
+
+    arr = np.asarray(obj)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise UsageError(f"expected a (band, y, x) cube, got a {arr.ndim}-D array")
+    return make_cube(arr), "array"
+
+
 def output_format(path: str | os.PathLike, format: str | None = None) -> str:
     """The writer for ``path``: ``format`` if given, else from the suffix (.tif -> cog, .nc, .zarr)."""
     if format is not None:

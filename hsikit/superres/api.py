@@ -80,23 +80,6 @@ class SuperResolveResult:
                 f"{self.seconds:.1f} s{how}")
 
 
-def _open(cube_or_path: Any) -> tuple[xr.DataArray, str]:
-    if isinstance(cube_or_path, xr.DataArray):
-        return cube_or_path, str(cube_or_path.attrs.get("source", "") or "cube")
-    if isinstance(cube_or_path, (str, os.PathLike)):
-        from hsikit.io import open_cube
-
-        return open_cube(cube_or_path), str(cube_or_path)
-    arr = np.asarray(cube_or_path)
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3:
-        raise UsageError(f"expected a (band, y, x) cube, got a {arr.ndim}-D array")
-    from hsikit.cube import make_cube
-
-    return make_cube(arr), "array"
-
-
 def _resolve_model(model: str, scale: int, weights: str | os.PathLike | None) -> tuple[str, Any]:
     """(name, method): ``"bicubic"`` or a learned zoo model (eval mode) for ``scale``, with its released
     weights or ``weights``; ``"auto"`` resolved (:data:`DEFAULT_MODEL`)."""
@@ -218,7 +201,9 @@ def super_resolve(
     """
     t0 = time.perf_counter()
     s = _scale_arg(scale)
-    cube, source = _open(cube_or_path)
+    from hsikit.io import as_cube
+
+    cube, source = as_cube(cube_or_path)
     if cube.dims != (BAND, Y, X):
         raise UsageError(f"expected a (band, y, x) cube, got dims {cube.dims}")
     if batch_size < 1:

@@ -107,3 +107,26 @@ def fit(
     resume = last_checkpoint(run)
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume) if resume else None)
     return trainer
+
+
+def export_best(module_cls: Any, run_dir: str | os.PathLike, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None) -> str:
+    """Export a run's checkpoint (default ``checkpoints/best.ckpt``) into a zoo folder; return a summary line.
+
+    ``module_cls`` is the run's LightningModule class; its ``self.model`` is saved under
+    ``hparams["model_name"]`` with ``hparams["model_config"]`` (:func:`hsikit.zoo.save_model`), and the
+    checkpoint name, its step and the run's ``config.json`` go to ``extra``.
+    """
+    import torch
+
+    from hsikit.zoo import save_model
+
+    run = Path(run_dir)
+    ckpt = Path(checkpoint) if checkpoint else run / CKPT_DIR / BEST
+    module = module_cls.load_from_checkpoint(str(ckpt), map_location="cpu")
+    state = torch.load(str(ckpt), map_location="cpu", weights_only=False)
+    hp = module.hparams
+    config_file = run / "config.json"
+    extra = {"checkpoint": ckpt.name, "global_step": int(state.get("global_step", 0)),
+             "run_config": json.loads(config_file.read_text()) if config_file.is_file() else {}}
+    save_model(module.model, out, name=hp["model_name"], config=dict(hp["model_config"]), extra=extra)
+    return f"exported {ckpt} (step {extra['global_step']}) -> {out}"

@@ -138,6 +138,7 @@ class SubspaceSRModule(L.LightningModule):
                  windows: int = 8, lr: float = 5e-4, lr_min: float = 2e-5, lr_steps: int = 10000) -> None:
         super().__init__()
         self.save_hyperparameters()
+        import hsikit.superres.subspace  # noqa: F401  (registers the models)
         from hsikit.zoo import create_model
 
         self.model = create_model(model_name, pretrained=False, **model_config)
