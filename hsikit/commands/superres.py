@@ -23,7 +23,8 @@ def register(app: typer.Typer) -> None:
             "on the test split, docs/superres.md).")] = DEFAULT_MODEL,
         tile: Annotated[int | None, typer.Option("--tile", help="Tile core edge in input pixels (default: the model's).")] = None,
         overlap: Annotated[int | None, typer.Option("--overlap", help="Halo in input pixels (default: the model's).")] = None,
-        batch_size: Annotated[int, typer.Option("--batch-size", help="Tiles per method call.")] = 16,
+        batch_size: Annotated[int | None, typer.Option(
+            "--batch-size", help="Tiles per method call (default: as many as fit 64 MB of output).")] = None,
         device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
         weights: Annotated[Path | None, typer.Option(
             "--weights", help="Weights folder (config.json + model.safetensors, e.g. a training run's export) for "

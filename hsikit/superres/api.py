@@ -48,7 +48,9 @@ SAMPLE_PIXELS = 65536
 #: Quantile of the sampled |values| the learned models' input is divided by (as in training).
 VALUE_QUANTILE = 0.999
 #: Tile core and halo (input pixels) of bicubic: its support is 2 pixels per side.
-BICUBIC_TILE, BICUBIC_HALO = 256, 2
+BICUBIC_TILE, BICUBIC_HALO = 128, 2
+#: Output bytes per method call that set the default batch size (the output is scale^2 times the input).
+BATCH_BYTES = 64 << 20
 #: Halo (input pixels) of the learned models; their core is their training window minus two halos.
 LEARNED_HALO = 4
 
@@ -161,7 +163,7 @@ def super_resolve(
     out: str | os.PathLike | None = None,
     tile: int | None = None,
     overlap: int | None = None,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     device: str = "auto",
     weights: str | os.PathLike | None = None,
     overwrite: bool = True,
@@ -185,7 +187,8 @@ def super_resolve(
         training window (``config.json`` ``extra.tile``) minus two halos of :data:`LEARNED_HALO`,
         because ESSA's key normalisation depends on the extent it sees.
     batch_size
-        Tiles per method call.
+        Tiles per method call; default: as many as keep one call's float32 output under
+        :data:`BATCH_BYTES` (at least 1), so memory does not grow with the band count or the scale.
     device
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     weights
@@ -206,7 +209,7 @@ def super_resolve(
     cube, source = as_cube(cube_or_path)
     if cube.dims != (BAND, Y, X):
         raise UsageError(f"expected a (band, y, x) cube, got dims {cube.dims}")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise UsageError("batch size must be >= 1")
     name, net = _resolve_model(model, s, weights)
     learned = not isinstance(net, str)
@@ -219,6 +222,9 @@ def super_resolve(
         core = BICUBIC_TILE if tile is None else int(tile)
     if core < 1 or halo < 0:
         raise UsageError(f"tile must be >= 1 and overlap >= 0, got {core} and {halo}")
+    if batch_size is None:
+        tile_bytes = 4 * cube.sizes[BAND] * (s * (min(core, max(cube.sizes[Y], cube.sizes[X])) + 2 * halo)) ** 2
+        batch_size = max(1, BATCH_BYTES // tile_bytes)
     if out is not None:
         from hsikit.io.atomic import check_output
 

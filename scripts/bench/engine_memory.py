@@ -8,8 +8,10 @@ not on the scene).
 
 ``--task unmix`` runs ``hsikit.unmix(scene, 4, method="vca-fcls", out=...)`` instead (endmembers from
 the grid sample, abundances window by window), the whole task in the measured process.
+``--task superres`` runs ``hsikit.super_resolve(scene, 3, --sr-model, out=...)``: the output is 9 times
+the input's pixels, float32, written window by window onto the refined grid.
 
-    python scripts/bench/engine_memory.py [--sizes 1000 4000] [--bands 50] [--workdir DIR] [--task unmix]
+    python scripts/bench/engine_memory.py [--sizes 1000 4000] [--bands 50] [--workdir DIR] [--task unmix|superres]
 """
 
 from __future__ import annotations
@@ -78,6 +80,17 @@ def run_unmix(src: Path, dst: Path) -> dict:
     return {"seconds": time.perf_counter() - t0, "peak_rss_mb": peak_mb, "tiles": int(r.info.get("windows", 0))}
 
 
+def run_superres(src: Path, dst: Path, model: str) -> dict:
+    """``hsikit.super_resolve`` of ``src`` into ``dst`` (x3); timing and peak RSS."""
+    import hsikit
+
+    t0 = time.perf_counter()
+    r = hsikit.super_resolve(src, 3, model, out=dst, progress=False)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": time.perf_counter() - t0, "peak_rss_mb": peak_mb, "tiles": r.tiles,
+            "out_mb": dst.stat().st_size / 2**20}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000])
@@ -85,7 +98,8 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=256)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--workdir", type=Path, default=None)
-    ap.add_argument("--task", choices=("smooth", "unmix"), default="smooth")
+    ap.add_argument("--task", choices=("smooth", "unmix", "superres"), default="smooth")
+    ap.add_argument("--sr-model", default="bicubic", help="--task superres: the method")
     ap.add_argument("--_make", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--_run", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -94,7 +108,12 @@ def main() -> None:
         return
     if args._run:
         src, dst = Path(args._run[0]), Path(args._run[1])
-        res = run_unmix(src, dst) if args.task == "unmix" else run_engine(src, dst, args.tile, args.batch)
+        if args.task == "unmix":
+            res = run_unmix(src, dst)
+        elif args.task == "superres":
+            res = run_superres(src, dst, args.sr_model)
+        else:
+            res = run_engine(src, dst, args.tile, args.batch)
         print(json.dumps(res))
         return
     work = args.workdir or Path(tempfile.mkdtemp(prefix="hsikit-bench-"))
@@ -105,14 +124,15 @@ def main() -> None:
         if not src.exists():
             subprocess.run([sys.executable, __file__, "--bands", str(args.bands), "--_make", str(src), str(size)], check=True)
         out = subprocess.run([sys.executable, __file__, "--tile", str(args.tile), "--batch", str(args.batch),
-                              "--task", args.task, "--_run", str(src), str(dst)], check=True, capture_output=True, text=True)
+                              "--task", args.task, "--sr-model", args.sr_model, "--_run", str(src), str(dst)],
+                             check=True, capture_output=True, text=True)
         res = json.loads(out.stdout.strip().splitlines()[-1])
         res.update(size=size, file_mb=src.stat().st_size / 2**20, raw_mb=size * size * args.bands * 2 / 2**20)
         rows.append(res)
         for p in (dst, dst.with_name(dst.stem + "_endmembers.csv"), dst.with_name(dst.stem + "_endmembers.png")):
             p.unlink(missing_ok=True)
-    what = ("hsikit.unmix, 4 endmembers, vca-fcls" if args.task == "unmix"
-            else f"tile {args.tile}, halo 1, batch {args.batch}, 3x3 mean")
+    what = {"unmix": "hsikit.unmix, 4 endmembers, vca-fcls", "superres": f"hsikit.super_resolve x3, {args.sr_model}"}.get(
+        args.task, f"tile {args.tile}, halo 1, batch {args.batch}, 3x3 mean")
     print(f"engine memory, {args.bands} bands int16, {what}, COG output")
     print(f"{'scene':>11} {'raw MB':>8} {'tiles':>6} {'seconds':>8} {'peak RSS MB':>12} {'ratio':>6}")
     for r in rows:
