@@ -51,3 +51,16 @@ def test_scene_job_failure_keeps_previous_output(enmap_tile, tmp_path):
         run_scene(cube, boom, out, meta, tile=16, halo=0, batch_size=1, progress=False)
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.tif"]
+
+
+def test_check_cog_output_refuses_other_formats(tmp_path):
+    from hsikit.engine.job import check_cog_output
+    from hsikit.errors import OutputError
+
+    assert check_cog_output(tmp_path / "a.tif") == tmp_path / "a.tif"
+    for name in ("a.nc", "a.zarr"):
+        with pytest.raises(OutputError, match=f"{name}: denoise writes a GeoTIFF"):
+            check_cog_output(tmp_path / name, task="denoise")
+    (tmp_path / "b.tif").write_bytes(b"x")
+    with pytest.raises(OutputError, match="exists"):
+        check_cog_output(tmp_path / "b.tif", overwrite=False)

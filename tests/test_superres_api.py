@@ -150,6 +150,10 @@ def test_cli_super_resolve_and_its_errors(capsys, tmp_path: Path, enmap_tile: Pa
         (("--model", "nope"), "unknown super-resolution model 'nope'"),
         (("--model", "bicubic", "--no-overwrite"), "exists"),
     ]
+    for task in ("denoise", "super-resolve", "unmix"):  # every raster task refuses a NetCDF path before any work
+        rc, err = _cli(capsys, task, enmap_tile, tmp_path / "o.nc")
+        assert rc == 2 and f"o.nc: {task} writes a GeoTIFF (COG): use a .tif output" in err, err
+        assert not (tmp_path / "o.nc").exists()
     for extra, message in cases:
         rc, err = _cli(capsys, "super-resolve", enmap_tile, out, *extra)
         assert rc == 2 and err.startswith("hsikit: error: ") and message in err and err.count("\n") == 1, err

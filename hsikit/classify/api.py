@@ -392,9 +392,9 @@ def classify(
         The report: model, split, held-out OA/AA/kappa/per-class F1, outputs, timings.
     """
     if out is not None:
-        from hsikit.io.atomic import check_output
+        from hsikit.engine.job import check_cog_output
 
-        check_output(out)
+        check_cog_output(out, task="classify")
     if load_model is None and labels is None:
         raise UsageError("labels are needed to fit a classifier (or give a model file to load)")
     cube = _open_scene(scene)

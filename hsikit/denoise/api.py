@@ -297,9 +297,9 @@ def denoise(
     method_model = _resolve_model(model, weights)
     name = method_model if isinstance(method_model, str) else str(model).lower()
     if out is not None:
-        from hsikit.io.atomic import check_output
+        from hsikit.engine.job import check_cog_output
 
-        check_output(Path(out), overwrite=overwrite)
+        check_cog_output(out, overwrite=overwrite, task="denoise")
     scale = np.asarray(cube["scale"].values, np.float64)
     offset = np.asarray(cube["offset"].values, np.float64)
     nodata = cube.rio.nodata

@@ -21,8 +21,22 @@ from affine import Affine
 
 from hsikit.cube import BAND, X, Y
 from hsikit.engine.run import RunStats, TileFunction, run_tiled
-from hsikit.errors import UsageError
+from hsikit.errors import OutputError, UsageError
 from hsikit.io.export import GeoTiffWriter, RasterMeta
+
+
+def check_cog_output(path: str | os.PathLike, *, overwrite: bool = True, task: str = "this task") -> Path:
+    """Check a task's raster output before any work: a GeoTIFF path (.tif), folder there, overwrite allowed.
+
+    The tasks stream their result into a COG (:func:`run_scene`); a ``.nc`` or ``.zarr`` path would
+    otherwise get a GeoTIFF under the wrong suffix. Raises :class:`~hsikit.errors.OutputError` naming the path.
+    """
+    from hsikit.io import output_format
+    from hsikit.io.atomic import check_output
+
+    if output_format(path) != "cog":
+        raise OutputError(f"{task} writes a GeoTIFF (COG): use a .tif output (hsikit convert makes NetCDF/Zarr)", path)
+    return check_output(path, overwrite=overwrite)
 
 
 def output_meta(

@@ -195,12 +195,9 @@ def pansharpen(
         raise UsageError(f"evaluate must be one of {', '.join(EVALUATIONS)}; got {evaluate!r}")
     dev = _device(device)
     if out is not None:
-        from hsikit.io import output_format
-        from hsikit.io.atomic import check_output
+        from hsikit.engine.job import check_cog_output
 
-        if output_format(out) != "cog":
-            raise UsageError(f"pansharpen writes a GeoTIFF (COG): use a .tif output, not {str(out)!r}")
-        check_output(out, overwrite=overwrite)
+        check_cog_output(out, overwrite=overwrite, task="pansharpen")
     hs_cube = select_bands(_open(hs, "cube"), bands)
     pan_cube = _open(pan, "PAN")
     if pan_cube.sizes[BAND] != 1:

@@ -226,9 +226,9 @@ def super_resolve(
         tile_bytes = 4 * cube.sizes[BAND] * (s * (min(core, max(cube.sizes[Y], cube.sizes[X])) + 2 * halo)) ** 2
         batch_size = max(1, BATCH_BYTES // tile_bytes)
     if out is not None:
-        from hsikit.io.atomic import check_output
+        from hsikit.engine.job import check_cog_output
 
-        check_output(Path(out), overwrite=overwrite)
+        check_cog_output(out, overwrite=overwrite, task="super-resolve")
     dev = _device(device)
     n_all = cube.sizes[BAND]
     sc = np.asarray(cube["scale"].values, np.float64)

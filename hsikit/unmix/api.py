@@ -384,10 +384,12 @@ def write_endmember_plot(endmembers: xr.DataArray, path: Path, title: str = "") 
 
 def _paths(out: Path, overwrite: bool) -> dict[str, Path]:
     """The three output paths, each checked (writable; not there unless ``overwrite``) before any work."""
+    from hsikit.engine.job import check_cog_output
     from hsikit.io.atomic import check_output
 
     paths = {"abundances": out, "endmembers_csv": _sidecar(out, "_endmembers.csv"),
              "endmembers_png": _sidecar(out, "_endmembers.png")}
+    check_cog_output(out, overwrite=overwrite, task="unmix")
     for p in paths.values():
         check_output(p, overwrite=overwrite)
     return paths
