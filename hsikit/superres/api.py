@@ -263,7 +263,7 @@ def super_resolve(
             y = upsample(x, s)
             if learned:
                 mean, basis, vs, _ = stats
-                y[:, sel] = net(x[:, sel], mean.float(), basis.float(), vs).to(torch.float32)
+                y[:, sel] = net(x[:, sel], mean.float(), basis.float(), vs, base=y[:, sel]).to(torch.float32)
         if bool(bad.any()):
             y[bad.repeat_interleave(s, dim=2).repeat_interleave(s, dim=3)] = float("nan")
         return y.cpu().numpy()

@@ -35,8 +35,9 @@ DIM = 36
 def principal_basis(sample: Any, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean ``(L,)`` and the ``k`` leading principal directions ``(L, k)`` of a ``(L, N)`` pixel sample.
 
-    Directions are the left singular vectors of the centred sample (float64), each with the sign that
-    makes its largest entry positive, so the same scene always gives the same basis.
+    Directions are the leading eigenvectors of the centred sample's scatter matrix (float64; the left
+    singular vectors of the centred sample), each with the sign that makes its largest entry positive,
+    so the same scene always gives the same basis.
     """
     x = torch.as_tensor(sample, dtype=torch.float64)
     if x.dim() != 2:
@@ -44,8 +45,9 @@ def principal_basis(sample: Any, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     L, n = x.shape
     k = int(min(k, L, max(n - 1, 1)))
     mu = x.mean(dim=1)
-    u, _, _ = torch.linalg.svd(x - mu[:, None], full_matrices=False)
-    e = u[:, :k]
+    xc = x - mu[:, None]
+    _, vecs = torch.linalg.eigh(xc @ xc.T)  # the (L, L) scatter: L^2 N, not the SVD's L N min(L, N)
+    e = vecs[:, -k:].flip(1)
     sign = torch.sign(e.gather(0, e.abs().argmax(dim=0, keepdim=True)))
     return mu, e * torch.where(sign == 0, torch.ones_like(sign), sign)
 
@@ -82,11 +84,13 @@ class SubspaceESSAformer(nn.Module):
             z = torch.cat([z, z.new_zeros(z.shape[0], self.k - kk, *z.shape[2:])], dim=1)
         return z, kk
 
-    def forward(self, lr: torch.Tensor, mean: torch.Tensor, basis: torch.Tensor, value_scale: float) -> torch.Tensor:
+    def forward(self, lr: torch.Tensor, mean: torch.Tensor, basis: torch.Tensor, value_scale: float,
+                base: torch.Tensor | None = None) -> torch.Tensor:
         """Super-resolve ``lr`` (B, L, h, w) -> (B, L, scale h, scale w).
 
         ``mean`` (L,) and ``basis`` (L, k) come from :func:`principal_basis` on the scene; ``value_scale``
-        is the scene's value scale (physical units).
+        is the scene's value scale (physical units); ``base``, if given, is ``upsample(lr, scale)``
+        already computed by the caller.
         """
         if lr.dim() != 4:
             raise UsageError(f"expected lr of shape (B, bands, h, w), got {tuple(lr.shape)}")
@@ -94,7 +98,7 @@ class SubspaceESSAformer(nn.Module):
             raise UsageError(f"basis {tuple(basis.shape)} / mean {tuple(mean.shape)} do not fit {lr.shape[1]} bands")
         e = basis.to(lr)
         mu = mean.to(lr)[None, :, None, None]
-        base = upsample(lr, self.scale)
+        base = upsample(lr, self.scale) if base is None else base
         z = torch.einsum("lk,blhw->bkhw", e, lr - mu) / value_scale
         zb = torch.einsum("lk,blhw->bkhw", e, base - mu) / value_scale
         z, kk = self._fit_k(z)
