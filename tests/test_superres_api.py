@@ -105,7 +105,10 @@ def test_untrained_subspace_model_is_exactly_bicubic(tmp_path: Path):
     w = _untrained_weights(tmp_path)
     learned = hsikit.super_resolve(cube, 3, "essaformer-sub-x3", weights=w, progress=False)
     bicubic = hsikit.super_resolve(cube, 3, "bicubic", progress=False)
-    assert learned.subspace_dim == 4 and learned.tiles == 9  # 19 x 21 px in 8 px cores (16 px windows)
+    assert learned.subspace_dim == 4 and learned.tiles == 1  # 19 x 21 px in one 24-px core (32-px window)
+    tiled = hsikit.super_resolve(cube, 3, "essaformer-sub-x3", weights=w, tile=8, progress=False)
+    assert tiled.tiles == 9
+    np.testing.assert_allclose(tiled.cube.values, learned.cube.values, atol=1e-5)
     assert learned.model == "essaformer-sub-x3" and bicubic.model == "bicubic"
     auto = hsikit.super_resolve(cube, 3, "auto", weights=w, progress=False)  # auto at x3 = the learned model
     assert auto.model == "essaformer-sub-x3"
