@@ -120,17 +120,6 @@ def _tile_fn(fusion: Fusion, fill: np.ndarray, pan_fill: float, device: torch.de
     return fn
 
 
-class _MemorySink:
-    """An in-memory (C, H, W) float32 raster that the engine writes windows into."""
-
-    def __init__(self, count: int, height: int, width: int) -> None:
-        self.values = np.full((count, height, width), np.nan, np.float32)
-
-    def write(self, array: np.ndarray, window: Any) -> None:
-        r0, c0 = int(window.row_off), int(window.col_off)
-        self.values[:, r0 : r0 + array.shape[1], c0 : c0 + array.shape[2]] = array
-
-
 def _good_bands(hs: xr.DataArray, values: np.ndarray) -> np.ndarray:
     has_data = ~np.isnan(values).all(axis=(1, 2))
     return np.flatnonzero(np.asarray(hs["bbl"].values, bool) & has_data)
@@ -240,10 +229,12 @@ def pansharpen(
         meta.tags.update({"pansharpen_method": name, "pansharpen_ratio": str(r)})
         stats = run_scene(source, fn, out, meta, overwrite=overwrite, **run)
     else:
-        sink = _MemorySink(hs_vals.shape[0], *pan_vals.shape)
+        from hsikit.engine.run import ArraySink
+
+        sink = ArraySink(hs_vals.shape[0], *pan_vals.shape)  # every core is written (skipped tiles as NaN)
         stats = run_tiled(source, fn, sink, out_bands=hs_vals.shape[0], nodata_out=float("nan"), **run)
         transform = pan_cube.rio.transform() if grid.georeferenced else None
-        result_cube = make_cube(sink.values, wavelength=wl, fwhm=fw, bbl=bbl, band_names=names,
+        result_cube = make_cube(sink.data, wavelength=wl, fwhm=fw, bbl=bbl, band_names=names,
                                 crs=pan_cube.rio.crs if grid.georeferenced else None, transform=transform,
                                 nodata=float("nan"), name="pansharpened")
         result_cube.attrs.update({"pansharpen_method": name, "pansharpen_ratio": r})
