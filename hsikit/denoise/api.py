@@ -32,7 +32,7 @@ import torch
 import xarray as xr
 
 from hsikit.cube import BAND, X, Y
-from hsikit.errors import CubeValidationError, InputError, UsageError
+from hsikit.errors import InputError, UsageError
 from hsikit.devices import resolve_device as _device
 
 #: Classical methods dispatched here by name (learned models come from the zoo registry).
@@ -98,33 +98,6 @@ def _resolve_model(model: str, weights: str | os.PathLike | None = None) -> Any:
         extra = f"; without released weights, run with weights=<folder> / --weights: {', '.join(other)}" if other else ""
         raise UsageError(f"unknown denoising model {model!r} (available: {runnable}{extra})") from None
     return create_model(name, pretrained=True, task="denoise", weights=weights)
-
-
-def _sample(cube: xr.DataArray, idx: np.ndarray, scale: np.ndarray, offset: np.ndarray, nodata: float | None,
-            check_nan: bool, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """Physical values (L, h, w) of a regular pixel grid and its valid mask (h, w).
-
-    The grid takes every ``step``-th row and column, so columns and rows of the scene stay columns and
-    rows (what :mod:`hsikit.denoise.sparse` tests). Counts NaNs over the whole scene when asked.
-    """
-    from hsikit.engine.grid import grid_axes, read_grid
-
-    height, width = cube.sizes[Y], cube.sizes[X]
-    step = max(1, int(np.ceil(np.sqrt(height * width / SAMPLE_PIXELS))))
-    rows, cols = grid_axes(height, width, step)
-    nan_count = [0]
-
-    def count_nan(vals: np.ndarray) -> None:
-        nan_count[0] += int(np.isnan(vals).sum())
-
-    raw = read_grid(cube, rows, cols, on_block=count_nan if check_nan else None)[idx]
-    if nan_count[0]:
-        raise CubeValidationError(f"{nan_count[0]} NaN values but nodata is not NaN (fill them or set nodata to NaN)", source)
-    bad = np.isnan(raw) if np.issubdtype(raw.dtype, np.floating) else np.zeros(raw.shape, bool)
-    if nodata is not None and not np.isnan(nodata):
-        bad |= raw == nodata
-    keep = ~bad.any(axis=0)
-    return raw.astype(np.float64) * scale[:, None, None] + offset[:, None, None], keep
 
 
 def _clean_sample(grid: np.ndarray, keep: np.ndarray, sigma: Any, source: str) -> tuple[np.ndarray, torch.Tensor, bool]:
@@ -303,8 +276,11 @@ def denoise(
     scale = np.asarray(cube["scale"].values, np.float64)
     offset = np.asarray(cube["offset"].values, np.float64)
     nodata = cube.rio.nodata
-    check_nan = np.issubdtype(cube.dtype, np.floating) and not (nodata is not None and np.isnan(nodata))
-    grid, keep = _sample(cube, idx, scale[idx], offset[idx], nodata, check_nan, source)
+    from hsikit.engine.grid import sample_physical
+
+    # a regular grid, so columns stay columns (what the sparse step tests)
+    phys_all, bad = sample_physical(cube, SAMPLE_PIXELS, source)
+    grid, keep = phys_all[idx], ~bad[idx].any(axis=0)
     use_sparse = sparse == "auto" and name != "lrmr"
     despike = False  # the tiles get the sparse step only when the sample had something to replace
     if use_sparse:

@@ -51,3 +51,35 @@ def read_grid(
     if not parts:
         return np.empty((cube.sizes[BAND], 0, cols.size), cube.dtype)
     return np.concatenate(parts, axis=1)
+
+
+def sample_physical(cube: xr.DataArray, max_pixels: int, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Physical values (band, h, w) float64 of a regular grid of about ``max_pixels`` pixels, and where they are bad.
+
+    The grid step is ``ceil(sqrt(H W / max_pixels))`` (every pixel of a small scene); the grid keeps
+    rows and columns of the scene as rows and columns. Values are the stored ones times the cube's
+    ``scale`` plus ``offset``; ``bad`` is True at NaN and nodata values. When the cube is floating
+    point and its nodata is not NaN, NaN values anywhere in the scene (not only on the grid) are a
+    :class:`~hsikit.errors.CubeValidationError` naming ``source``.
+    """
+    from hsikit.errors import CubeValidationError
+
+    height, width = cube.sizes[Y], cube.sizes[X]
+    step = max(1, int(np.ceil(np.sqrt(height * width / max_pixels))))
+    rows, cols = grid_axes(height, width, step)
+    nodata = cube.rio.nodata
+    check_nan = np.issubdtype(cube.dtype, np.floating) and not (nodata is not None and np.isnan(nodata))
+    nan_count = [0]
+
+    def count_nan(vals: np.ndarray) -> None:
+        nan_count[0] += int(np.isnan(vals).sum())
+
+    raw = read_grid(cube, rows, cols, on_block=count_nan if check_nan else None)
+    if nan_count[0]:
+        raise CubeValidationError(f"{nan_count[0]} NaN values but nodata is not NaN (fill them or set nodata to NaN)", source)
+    bad = np.isnan(raw) if np.issubdtype(raw.dtype, np.floating) else np.zeros(raw.shape, bool)
+    if nodata is not None and not np.isnan(nodata):
+        bad |= raw == nodata
+    scale = np.asarray(cube["scale"].values, np.float64)[:, None, None]
+    offset = np.asarray(cube["offset"].values, np.float64)[:, None, None]
+    return raw.astype(np.float64) * scale + offset, bad

@@ -45,8 +45,6 @@ DEFAULT_MODEL = "auto"
 LEARNED_BY_SCALE = {3: "essaformer-sub-x3"}
 #: Pixels sampled for the scene statistics of the learned models.
 SAMPLE_PIXELS = 65536
-#: Quantile of the sampled |values| the learned models' input is divided by (as in training).
-VALUE_QUANTILE = 0.999
 #: Tile core and halo (input pixels) of bicubic: its support is 2 pixels per side.
 BICUBIC_TILE, BICUBIC_HALO = 128, 2
 #: Output bytes per method call that set the default batch size (the output is scale^2 times the input).
@@ -123,30 +121,14 @@ def _scale_arg(scale: Any) -> int:
     return s
 
 
-def _statistics(cube: xr.DataArray, idx: np.ndarray, scale: np.ndarray, offset: np.ndarray, nodata: float | None,
-                k: int, source: str) -> tuple[torch.Tensor, torch.Tensor, float, np.ndarray]:
-    """(mean (L,), basis (L, k), value scale, band means (all bands)) from a regular pixel grid.
+def _statistics(cube: xr.DataArray, idx: np.ndarray, k: int, source: str) -> tuple[torch.Tensor, torch.Tensor, float, np.ndarray]:
+    """(mean (L,), basis (L, k), value scale, band means (all bands)) of the bands ``idx`` from a regular grid.
 
-    Counts NaN values over the whole scene when nodata is not NaN (a CubeValidationError)."""
-    from hsikit.engine.grid import grid_axes, read_grid
-    from hsikit.superres.subspace import principal_basis
+    NaN values in a scene whose nodata is not NaN are a CubeValidationError (:func:`~hsikit.engine.grid.sample_physical`)."""
+    from hsikit.engine.grid import sample_physical
+    from hsikit.superres.subspace import principal_basis, value_scale
 
-    height, width = cube.sizes[Y], cube.sizes[X]
-    step = max(1, int(np.ceil(np.sqrt(height * width / SAMPLE_PIXELS))))
-    rows, cols = grid_axes(height, width, step)
-    check_nan = np.issubdtype(cube.dtype, np.floating) and not (nodata is not None and np.isnan(nodata))
-    nan_count = [0]
-
-    def count_nan(vals: np.ndarray) -> None:
-        nan_count[0] += int(np.isnan(vals).sum())
-
-    raw = read_grid(cube, rows, cols, on_block=count_nan if check_nan else None)
-    if nan_count[0]:
-        raise CubeValidationError(f"{nan_count[0]} NaN values but nodata is not NaN (fill them or set nodata to NaN)", source)
-    bad = np.isnan(raw) if np.issubdtype(raw.dtype, np.floating) else np.zeros(raw.shape, bool)
-    if nodata is not None and not np.isnan(nodata):
-        bad |= raw == nodata
-    phys = raw.astype(np.float64) * scale[:, None, None] + offset[:, None, None]
+    phys, bad = sample_physical(cube, SAMPLE_PIXELS, source)
     keep = ~bad[idx].any(axis=0)
     sample = phys[idx][:, keep]
     if sample.shape[1] < 2:
@@ -154,9 +136,8 @@ def _statistics(cube: xr.DataArray, idx: np.ndarray, scale: np.ndarray, offset: 
     if not np.isfinite(sample).all():
         raise CubeValidationError("infinite values in the scene", source)
     mean, basis = principal_basis(sample, k)
-    vmax = float(np.quantile(np.abs(sample), VALUE_QUANTILE)) or 1.0
     band_mean = np.array([phys[b][~bad[b]].mean() if (~bad[b]).any() else 0.0 for b in range(phys.shape[0])])
-    return mean, basis, vmax, band_mean
+    return mean, basis, value_scale(sample), band_mean
 
 
 def super_resolve(
@@ -218,9 +199,8 @@ def super_resolve(
     name, net = _resolve_model(model, s, weights)
     learned = not isinstance(net, str)
     if learned:
-        window = int(getattr(net, "tile", 0) or 0)
         halo = LEARNED_HALO if overlap is None else int(overlap)
-        core = max(WINDOW_FACTOR * window - 2 * halo, 8) if tile is None else int(tile)
+        core = max(WINDOW_FACTOR * net.tile - 2 * halo, 8) if tile is None else int(tile)
     else:
         halo = BICUBIC_HALO if overlap is None else int(overlap)
         core = BICUBIC_TILE if tile is None else int(tile)
@@ -243,7 +223,7 @@ def super_resolve(
     if learned:
         if good.size < 2:
             raise InputError(f"{good.size} valid bands: the learned models need at least 2 (use bicubic)", source)
-        stats = _statistics(cube, good, sc, off, nodata, net.k, source)
+        stats = _statistics(cube, good, net.k, source)
         net = net.to(dev)
     sc_t = torch.as_tensor(sc, dtype=torch.float32, device=dev)[None, :, None, None]
     off_t = torch.as_tensor(off, dtype=torch.float32, device=dev)[None, :, None, None]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -30,6 +31,14 @@ from hsikit.zoo import register_model
 
 #: Width of the released subspace model (divisible by 9 for x3 and by 4 for 2^n scales).
 DIM = 36
+#: Quantile of |values| taken as a scene's value scale (the model's input unit, in training and inference).
+VALUE_QUANTILE = 0.999
+
+
+def value_scale(x: Any) -> float:
+    """A scene's value scale: the :data:`VALUE_QUANTILE` quantile of ``|x|`` (1 when that is 0)."""
+    v = float(np.quantile(np.abs(np.asarray(x, np.float64)), VALUE_QUANTILE))
+    return v if v > 0 else 1.0
 
 
 def principal_basis(sample: Any, k: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,9 +9,10 @@ crop with its aligned HR crop, and a random dihedral transform; the principal ba
 LR crop, as inference takes it from the LR scene.
 
 Step (:class:`SubspaceSRModule`): ``windows`` random LR windows of ``patch`` x ``patch`` pixels of the
-crop (the inference tile size: ESSA's key normalisation depends on the extent) go through
+crop (the model's ``window``; ESSA's key normalisation depends on the extent) go through
 :class:`~hsikit.superres.subspace.SubspaceESSAformer`; the loss is the L1 distance to the HR windows
-in band space, in units of the crop's value scale. The test split of the catalog is never read.
+in band space, in units of the crop's value scale (:func:`hsikit.superres.subspace.value_scale`, as at
+inference). The test split of the catalog is never read.
 """
 
 from __future__ import annotations
@@ -30,21 +31,11 @@ from hsikit.train.entry import cosine_adam, dihedral
 
 #: MTF gain at Nyquist of the training degradation (the pansharpening default for HS sensors).
 GNYQ = 0.3
-#: Quantile of |values| taken as a scene's value scale (as :mod:`hsikit.superres.api`).
-VALUE_QUANTILE = 0.999
-
-
 def degrade_scene(hr: np.ndarray, ratio: int, gnyq: float = GNYQ) -> tuple[np.ndarray, np.ndarray]:
     """(LR (L, h, w), aligned HR (L, r h, r w)) of a (L, H, W) scene; the HR is cut to whole LR pixels."""
     lr = blur_decimate(torch.tensor(hr, dtype=torch.float32), ratio, gnyq).numpy()
     h, w = min(lr.shape[1], hr.shape[1] // ratio), min(lr.shape[2], hr.shape[2] // ratio)
     return np.ascontiguousarray(lr[:, :h, :w]), np.ascontiguousarray(hr[:, : h * ratio, : w * ratio])
-
-
-def value_scale(x: Any) -> float:
-    """The value scale of a sample: the :data:`VALUE_QUANTILE` quantile of ``|x|`` (1 when that is 0)."""
-    v = float(np.quantile(np.abs(np.asarray(x, np.float64)), VALUE_QUANTILE))
-    return v if v > 0 else 1.0
 
 
 class SRPairs(IterableDataset):
@@ -147,7 +138,7 @@ class SubspaceSRModule(L.LightningModule):
 
     @staticmethod
     def _basis(lr_pixels: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, float]:
-        from hsikit.superres.subspace import principal_basis
+        from hsikit.superres.subspace import principal_basis, value_scale
 
         mu, e = principal_basis(lr_pixels, k)
         return mu.float(), e.float(), value_scale(lr_pixels.numpy())
