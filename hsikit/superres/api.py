@@ -200,7 +200,7 @@ def super_resolve(
     learned = not isinstance(net, str)
     if learned:
         halo = LEARNED_HALO if overlap is None else int(overlap)
-        core = max(WINDOW_FACTOR * net.tile - 2 * halo, 8) if tile is None else int(tile)
+        core = max(WINDOW_FACTOR * net.window - 2 * halo, 8) if tile is None else int(tile)
     else:
         halo = BICUBIC_HALO if overlap is None else int(overlap)
         core = BICUBIC_TILE if tile is None else int(tile)

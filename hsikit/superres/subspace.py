@@ -75,13 +75,13 @@ class SubspaceESSAformer(nn.Module):
     dropout
         Dropout2d probability of the ESSAformer blocks (training only).
     window
-        LR window edge the model was trained on; inference tiles (core + 2 halos) take this size, since
-        ESSA normalises its keys over the window.
+        LR window edge the model was trained on (ESSA normalises its keys over the window it sees);
+        :func:`hsikit.superres.api.super_resolve` sizes its tiles from it.
     """
 
     def __init__(self, k: int = 8, scale: int = 3, dim: int = DIM, dropout: float = 0.0, window: int = 16) -> None:
         super().__init__()
-        self.k, self.scale, self.tile = int(k), int(scale), int(window)
+        self.k, self.scale, self.window = int(k), int(scale), int(window)
         self.net = ESSAformer(self.k, scale=self.scale, dim=int(dim), dropout=float(dropout), residual=True)
 
     def _fit_k(self, z: torch.Tensor) -> tuple[torch.Tensor, int]:

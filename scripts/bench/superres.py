@@ -67,14 +67,14 @@ def main(argv: list[str] | None = None) -> None:
         if m != "bicubic":
             runs += [(m, int(t)) for t in args.tiles.split(",") if t]
     rows = []
-    for scene in load_scenes(args.split):
+    for index, scene in enumerate(load_scenes(args.split)):
         lr, hr = degrade_scene(scene.data, r)
         if min(lr.shape[1:]) < 4:
             continue
-        if args.noise:  # seeded per scene, the same input for every method
+        if args.noise:  # seeded by the scene's index: the same input for every method and method list
             from hsikit.data.degrade import parse_noise
 
-            lr = parse_noise(args.noise)(torch.from_numpy(lr), len(rows)).float().numpy()
+            lr = parse_noise(args.noise)(torch.from_numpy(lr), index).float().numpy()
         cube = make_cube(lr, wavelength=scene.wavelength)
         for name, tile in runs:
             t0 = time.perf_counter()
